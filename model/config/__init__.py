@@ -1,0 +1,50 @@
+"""Every RT-DETR spec key, declared once as dataclass fields with TAO's schema metadata.
+
+One module per spec section; ``ExperimentConfig`` composes them. Importing this package does
+not import torch.
+"""
+
+from __future__ import annotations
+
+from model.config.dataset import RTAugmentationConfig, RTDatasetConfig
+from model.config.deploy import (
+    CalibrationConfig,
+    RTEvalExpConfig,
+    RTExportExpConfig,
+    RTGenTrtEngineExpConfig,
+    RTInferenceExpConfig,
+    RTTrtConfig,
+)
+from model.config.distill import DistillationBindingConfig, RTDistillationConfig
+from model.config.experiment import ExperimentConfig, WandBConfig
+from model.config.fields import INF, MISSING
+from model.config.model import BACKBONES, FrozenFMConfig, RTModelConfig
+from model.config.quantize import LayerQuantizationConfig, ModelQuantizationConfig, QuantizationTensorConfig
+from model.config.train import CuDNNConfig, RTEMAConfig, RTOptimConfig, RTTrainExpConfig
+
+__all__ = [
+    "BACKBONES",
+    "INF",
+    "MISSING",
+    "CalibrationConfig",
+    "CuDNNConfig",
+    "DistillationBindingConfig",
+    "ExperimentConfig",
+    "FrozenFMConfig",
+    "LayerQuantizationConfig",
+    "ModelQuantizationConfig",
+    "QuantizationTensorConfig",
+    "RTAugmentationConfig",
+    "RTDatasetConfig",
+    "RTDistillationConfig",
+    "RTEMAConfig",
+    "RTEvalExpConfig",
+    "RTExportExpConfig",
+    "RTGenTrtEngineExpConfig",
+    "RTInferenceExpConfig",
+    "RTModelConfig",
+    "RTOptimConfig",
+    "RTTrainExpConfig",
+    "RTTrtConfig",
+    "WandBConfig",
+]

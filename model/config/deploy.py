@@ -1,0 +1,395 @@
+# ruff: noqa: RUF009  (the field helpers return dataclasses.field objects, evaluated once by design)
+"""``evaluate.*``, ``inference.*``, ``export.*`` and ``gen_trt_engine.*``: the deploy-side actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model.config.fields import (
+    MISSING,
+    bool_field,
+    dataclass_field,
+    dict_field,
+    float_field,
+    int_field,
+    list_field,
+    str_field,
+)
+
+_RESULTS_DIR = "Path to where all the assets generated from a task are stored."
+_QUANTIZED = "Flag to indicate if the model is quantized"
+
+
+@dataclass
+class RTEvalExpConfig:
+    """``evaluate``: COCO evaluation of a checkpoint or a TensorRT engine."""
+
+    num_gpus: int = int_field(
+        1,
+        display_name="Number of GPUs",
+        description="The number of GPUs to run the evaluation job.",
+        valid_min=1,
+        popular=True,
+    )
+    gpu_ids: list[int] = list_field(
+        [0],
+        display_name="GPU IDs",
+        description=(
+            "List of GPU IDs to run the evaluation on. The length of this list must be equal to the "
+            "number of gpus in evaluate.num_gpus."
+        ),
+        popular=True,
+    )
+    num_nodes: int = int_field(
+        1,
+        display_name="Number of nodes",
+        description="Number of nodes to run the evaluation on. If > 1, then multi-node is enabled.",
+        valid_min=1,
+        popular=True,
+    )
+    checkpoint: str = str_field(
+        MISSING,
+        display_name="Checkpoint path",
+        description="Path to the checkpoint used for evaluation.",
+    )
+    trt_engine: str = str_field(
+        "",
+        display_name="TensorRT Engine",
+        description="Path to the TensorRT engine to be used for evaluation instead of the checkpoint.",
+    )
+    results_dir: str = str_field("", display_name="Results directory", description=_RESULTS_DIR)
+    batch_size: int = int_field(
+        -1,
+        display_name="batch size",
+        description=(
+            "The batch size of the input Tensor. This is important if batch_size > 1 for large dataset."
+        ),
+        valid_min=-1,
+    )
+    input_width: int | None = int_field(
+        None,
+        display_name="input width",
+        description="Width of the input image tensor.",
+        valid_min=1,
+    )
+    input_height: int | None = int_field(
+        None,
+        display_name="input height",
+        description="Height of the input image tensor.",
+        valid_min=1,
+    )
+    conf_threshold: float = float_field(
+        0.0,
+        display_name="confidence threshold",
+        description=(
+            "The value of the confidence threshold to be used when filtering out the final list of boxes."
+        ),
+    )
+    is_quantized: bool = bool_field(False, display_name=_QUANTIZED, description=_QUANTIZED)
+
+
+@dataclass
+class RTInferenceExpConfig:
+    """``inference``: predictions and rendered boxes for a folder of images."""
+
+    num_gpus: int = int_field(
+        1,
+        display_name="Number of GPUs",
+        description="The number of GPUs to run the inference job.",
+        valid_min=1,
+        popular=True,
+    )
+    gpu_ids: list[int] = list_field(
+        [0],
+        display_name="GPU IDs",
+        description=(
+            "List of GPU IDs to run the inference on. The length of this list must be equal to the "
+            "number of gpus in inference.num_gpus."
+        ),
+        popular=True,
+    )
+    num_nodes: int = int_field(
+        1,
+        display_name="Number of nodes",
+        description="Number of nodes to run the inference on. If > 1, then multi-node is enabled.",
+        valid_min=1,
+        popular=True,
+    )
+    checkpoint: str = str_field(
+        MISSING,
+        display_name="Checkpoint path",
+        description="Path to the checkpoint used for inference.",
+    )
+    trt_engine: str = str_field(
+        "",
+        display_name="TensorRT Engine",
+        description="Path to the TensorRT engine to be used for inference instead of the checkpoint.",
+    )
+    results_dir: str = str_field("", display_name="Results directory", description=_RESULTS_DIR)
+    batch_size: int = int_field(
+        -1,
+        display_name="batch size",
+        description=(
+            "The batch size of the input Tensor. This is important if batch_size > 1 for large dataset."
+        ),
+        valid_min=-1,
+    )
+    color_map: dict[str, str] | None = dict_field(
+        None,
+        display_name="color map",
+        description="Class-wise dictionary with colors to render boxes.",
+    )
+    conf_threshold: float = float_field(
+        0.5,
+        display_name="confidence threshold",
+        description=(
+            "The value of the confidence threshold to be used when filtering out the final list of boxes."
+        ),
+    )
+    is_internal: bool = bool_field(
+        False,
+        display_name="is internal",
+        description="Flag to render with internal directory structure.",
+    )
+    input_width: int = int_field(
+        640,
+        display_name="input width",
+        description="Width of the input image tensor.",
+        valid_min=32,
+    )
+    input_height: int = int_field(
+        640,
+        display_name="input height",
+        description="Height of the input image tensor.",
+        valid_min=32,
+    )
+    outline_width: int = int_field(
+        3,
+        display_name="outline width",
+        description="Width in pixels of the bounding box outline.",
+        valid_min=1,
+    )
+    is_quantized: bool = bool_field(False, display_name=_QUANTIZED, description=_QUANTIZED)
+
+
+@dataclass
+class RTExportExpConfig:
+    """``export``: checkpoint -> ONNX."""
+
+    results_dir: str = str_field("", display_name="Results directory", description=_RESULTS_DIR)
+    gpu_id: int = int_field(
+        0,
+        display_name="GPU ID",
+        description="The index of the GPU to build the TensorRT engine.",
+    )
+    checkpoint: str = str_field(
+        MISSING,
+        display_name="checkpoint",
+        description="Path to the checkpoint file to run export.",
+    )
+    onnx_file: str = str_field(MISSING, display_name="onnx file", description="Path to the onnx model file.")
+    on_cpu: bool = bool_field(
+        False,
+        display_name="on cpu",
+        description="Flag to export CPU compatible model.",
+    )
+    input_channel: int = int_field(
+        3,
+        display_name="input channel",
+        description="Number of channels in the input Tensor.",
+        valid_min=1,
+        options=[1, 3],
+    )
+    input_width: int = int_field(
+        640,
+        display_name="input width",
+        description=(
+            "Width of the input image tensor. Defaults to 640: TAO's schema says 960, but a 960x544 "
+            "export fails in the hybrid encoder's positional embedding, so TAO's own template uses 640."
+        ),
+        valid_min=32,
+    )
+    input_height: int = int_field(
+        640,
+        display_name="input height",
+        description=(
+            "Height of the input image tensor. Defaults to 640: TAO's schema says 544, but a 960x544 "
+            "export fails in the hybrid encoder's positional embedding, so TAO's own template uses 640."
+        ),
+        valid_min=32,
+    )
+    opset_version: int = int_field(
+        17,
+        display_name="opset version",
+        description="Operator set version of the ONNX model used to generate the TensorRT engine.",
+        valid_min=1,
+    )
+    batch_size: int = int_field(
+        -1,
+        display_name="batch size",
+        description=(
+            "The batch size of the input Tensor for the engine. A value of :code:`-1` implies dynamic "
+            "tensor shapes."
+        ),
+        valid_min=-1,
+    )
+    verbose: bool = bool_field(
+        False,
+        display_name="verbose",
+        description="Flag to enable verbose TensorRT logging.",
+    )
+    format: str = str_field(
+        "onnx",
+        display_name="export format",
+        description="File format to export to.",
+        options=["onnx", "xdl"],
+    )
+    serialize_nvdsinfer: bool = bool_field(
+        False,
+        display_name="Serialize DeepStream config.",
+        description="Flag to enable serializing the required configs for integrating with DeepStream.",
+    )
+    is_quantized: bool = bool_field(False, display_name=_QUANTIZED, description=_QUANTIZED)
+
+
+@dataclass
+class CalibrationConfig:
+    """``gen_trt_engine.tensorrt.calibration``: INT8 entropy calibration."""
+
+    cal_image_dir: list[str] = list_field(
+        [],
+        display_name="Calibration image directories",
+        description=(
+            "List of image directories to be used for calibration when running Post Training "
+            "Quantization using TensorRT."
+        ),
+    )
+    cal_cache_file: str = str_field(
+        "",
+        display_name="Calibration cache file",
+        description=(
+            "The path to save the calibration cache file containing scales that were generated during "
+            "Post Training Quantization. Needed for INT8; an existing cache is reused."
+        ),
+    )
+    cal_batch_size: int = int_field(
+        1,
+        display_name="Calibration batch size",
+        description="The batch size of the input TensorRT to run calibration on.",
+        valid_min=1,
+        popular=True,
+    )
+    cal_batches: int = int_field(
+        1,
+        display_name="Number of calibration batches",
+        description=(
+            "The number of input tensor batches to run calibration on. It is recommended to use at "
+            "least 10% of the training images."
+        ),
+        valid_min=1,
+        popular=True,
+    )
+
+
+@dataclass
+class RTTrtConfig:
+    """``gen_trt_engine.tensorrt``: TensorRT builder settings and the batch profile."""
+
+    data_type: str = str_field(
+        "FP32",
+        display_name="data type",
+        description="The precision to be set for building the TensorRT engine.",
+        options=["FP32", "FP16", "INT8"],
+    )
+    workspace_size: int = int_field(
+        1024,
+        display_name="Max workspace size",
+        description=(
+            "The size (in MB) of the workspace TensorRT has to run its optimization tactics and "
+            "generate the TensorRT engine."
+        ),
+        valid_min=0,
+    )
+    min_batch_size: int = int_field(
+        1,
+        display_name="Min batch size",
+        description=(
+            "The minimum batch size in the optimization profile for the input tensor of the TensorRT engine."
+        ),
+        valid_min=1,
+        popular=True,
+    )
+    opt_batch_size: int = int_field(
+        1,
+        display_name="Optimum batch size",
+        description=(
+            "The optimum batch size in the optimization profile for the input tensor of the TensorRT engine."
+        ),
+        valid_min=1,
+        popular=True,
+    )
+    max_batch_size: int = int_field(
+        4,
+        display_name="Maximum batch size",
+        description=(
+            "The maximum batch size in the optimization profile for the input tensor of the TensorRT engine."
+        ),
+        valid_min=1,
+    )
+    layers_precision: list[str] = list_field(
+        [],
+        display_name="layers_precision",
+        description='The list to specify layer precision, as "layer_name:precision" strings.',
+    )
+    calibration: CalibrationConfig = dataclass_field(
+        CalibrationConfig,
+        description="The configuration elements to define the TensorRT calibrator for int8 PTQ.",
+    )
+
+
+@dataclass
+class RTGenTrtEngineExpConfig:
+    """``gen_trt_engine``: ONNX -> TensorRT engine."""
+
+    results_dir: str = str_field("", display_name="Results directory", description=_RESULTS_DIR)
+    gpu_id: int = int_field(
+        0,
+        display_name="GPU ID",
+        description="The index of the GPU to build the TensorRT engine.",
+        valid_min=0,
+        popular=True,
+    )
+    onnx_file: str = str_field(MISSING, display_name="ONNX file", description="Path to the ONNX model file.")
+    trt_engine: str = str_field(
+        MISSING,
+        display_name="TensorRT engine",
+        description="Path where the generated TensorRT engine is stored.",
+    )
+    timing_cache: str = str_field(
+        "",
+        display_name="TensorRT timing cache",
+        description=(
+            "Path to a TensorRT timing cache that speeds up engine generation. "
+            "This will be created/read/updated."
+        ),
+    )
+    batch_size: int = int_field(
+        -1,
+        display_name="Batch size",
+        description=(
+            "The batch size of the input Tensor for the engine. A value of :code:`-1` implies dynamic "
+            "tensor shapes."
+        ),
+        valid_min=-1,
+        popular=True,
+    )
+    verbose: bool = bool_field(
+        False,
+        display_name="Verbose",
+        description="Flag to enable verbose TensorRT logging.",
+    )
+    tensorrt: RTTrtConfig = dataclass_field(
+        RTTrtConfig,
+        display_name="TensorRT hyper params.",
+        description="Hyper parameters to configure the TensorRT Engine builder.",
+    )

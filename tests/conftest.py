@@ -1,0 +1,65 @@
+"""Shared fixtures: the project root, NVIDIA's packaged skill beside it, a small synthetic dataset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+TAO_SKILL = SHARED / "tao-skill"
+
+# Never let a test write into the user's cache.
+os.environ.setdefault("RTDETR_CACHE_DIR", str(ROOT / ".pytest_cache" / "rtdetr-cache"))
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def tao_skill() -> Path:
+    if not (TAO_SKILL / "schemas").is_dir():
+        pytest.skip(
+            f"NVIDIA's packaged RT-DETR skill is not at {TAO_SKILL} (it ships in ../shared beside the repo)"
+        )
+    return TAO_SKILL
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic COCO dataset (the embedded default's generator, small sizes)."""
+    from model.data.synthetic import generate_dataset
+
+    out = tmp_path_factory.mktemp("synthetic")
+    generate_dataset(out, train=16, val=8, test=8, size=64, classes=3, seed=0)
+    return out
+
+
+def data_sources(data: Path) -> dict:
+    """The ``dataset`` data-source keys of a spec pointing at a synthetic dataset folder."""
+    return {
+        "train_data_sources": [
+            {
+                "image_dir": str(data / "train" / "images.tar.gz"),
+                "json_file": str(data / "train" / "annotations.json"),
+            }
+        ],
+        "val_data_sources": {
+            "image_dir": str(data / "val" / "images.tar.gz"),
+            "json_file": str(data / "val" / "annotations.json"),
+        },
+        "test_data_sources": {
+            "image_dir": str(data / "test" / "images.tar.gz"),
+            "json_file": str(data / "test" / "annotations.json"),
+        },
+        "infer_data_sources": {
+            "image_dir": [str(data / "test" / "images.tar.gz")],
+            "classmap": str(data / "label_map.txt"),
+        },
+        "num_classes": 4,
+        "eval_class_ids": [1, 2, 3],
+    }
