@@ -1,5 +1,6 @@
 """``rtdetr``: one RT-DETR action per call, the way TAO users type it.
 
+    rtdetr train -e spec.yaml [key=value ...]     (no -e: the demo preset on the synthetic dataset)
 rtdetr validate -e spec.yaml [--action train] [key=value ...]
 rtdetr schemas [--check]
 rtdetr dataset synth --out DIR [--train N] [--val N] [--test N] [--size PX] [--classes K] [--seed S]
@@ -16,6 +17,41 @@ from pathlib import Path
 import yaml
 
 from model.errors import ModelError
+
+
+def _default_spec() -> Path:
+    """The embedded default: configs/demo.yaml, with its synthetic dataset generated when missing."""
+    from model.data.synthetic import generate_dataset
+    from model.paths import configs_dir
+
+    data = Path("data/synthetic")
+    if not (data / "label_map.txt").is_file():
+        print(f"No spec given: generating the synthetic dataset in {data.resolve()}", flush=True)
+        generate_dataset(data)
+    return configs_dir() / "demo.yaml"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from model.actions.train import run
+    from model.spec import resolve_spec
+
+    spec_path = args.experiment_spec or _default_spec()
+    spec = resolve_spec("train", spec_path, args.overrides)
+    argv = ["train", "-e", str(spec_path), *args.overrides]
+    return run(spec, argv)
+
+
+def _action(name: str):
+    def run_action(args: argparse.Namespace) -> int:
+        import importlib
+
+        from model.spec import resolve_spec
+
+        spec = resolve_spec(name, args.experiment_spec, args.overrides)
+        module = importlib.import_module(f"model.actions.{name}")
+        return int(module.run(spec, [name, "-e", str(args.experiment_spec), *args.overrides]) or 0)
+
+    return run_action
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -68,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtdetr", description="RT-DETR actions with TAO-compatible specs.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    actions = (
+        ("train", _train, "train RT-DETR (torchrun when train.num_gpus/num_nodes > 1)"),
+        ("evaluate", _action("evaluate"), "COCO mAP of a checkpoint on dataset.test_data_sources"),
+        ("inference", _action("inference"), "detections on dataset.infer_data_sources: images, KITTI, COCO json"),
+    )
+    for name, func, text in actions:
+        act = sub.add_parser(name, help=text)
+        act.add_argument("-e", "--experiment_spec", "--experiment-spec", dest="experiment_spec",
+                         required=name != "train", help="spec YAML (train: default the demo preset)")
+        act.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.num_epochs=5")
+        act.set_defaults(func=func)
 
     val = sub.add_parser("validate", help="print the resolved spec for an action, or every problem in it")
     val.add_argument(

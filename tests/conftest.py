@@ -63,3 +63,53 @@ def data_sources(data: Path) -> dict:
         "num_classes": 4,
         "eval_class_ids": [1, 2, 3],
     }
+
+
+def tiny_spec(data: Path, results_dir: Path, **sections: dict) -> dict:
+    """A tiny, fast RT-DETR spec (ResNet-18, hidden 32, 64x64) on a synthetic dataset folder."""
+    spec = {
+        "results_dir": str(results_dir),
+        "dataset": {
+            **data_sources(data),
+            "batch_size": 4,
+            "workers": 1,
+            "dataset_type": "default",
+            "pin_memory": False,
+            "augmentation": {
+                "multi_scales": [64],
+                "train_spatial_size": [64, 64],
+                "eval_spatial_size": [64, 64],
+                "distortion_prob": 0.0,
+                "iou_crop_prob": 0.0,
+            },
+        },
+        "model": {
+            "backbone": "resnet_18",
+            "hidden_dim": 32,
+            "nheads": 4,
+            "feat_channels": [32, 32, 32],
+            "dim_feedforward": 64,
+            "expansion": 0.5,
+            "dec_layers": 2,
+            "num_queries": 20,
+            "num_select": 20,
+            "dn_number": 10,
+        },
+        "train": {
+            "num_epochs": 2,
+            "checkpoint_interval": 1,
+            "validation_interval": 1,
+            "activation_checkpoint": False,
+            "optim": {"lr": 0.001, "lr_backbone": 0.001, "warmup_steps": 0},
+        },
+    }
+    for name, values in sections.items():
+        spec[name] = {**spec.get(name, {}), **values}
+    return spec
+
+
+def write_spec(path: Path, spec: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path

@@ -1,0 +1,1 @@
+"""``rtdetr <action>`` implementations: each resolves its spec, then runs in its results folder."""

@@ -1,0 +1,177 @@
+"""``rtdetr evaluate -e spec.yaml [key=value ...]``: COCO box metrics of a checkpoint on the test set.
+
+The model built from the spec loads ``evaluate.checkpoint`` (EMA weights when present) and runs in
+eval mode over ``dataset.test_data_sources``, ``evaluate.batch_size`` images per process (-1 =
+``dataset.batch_size``). Detections below ``evaluate.conf_threshold`` are dropped (0.0 keeps all,
+as COCO evaluation expects); ``dataset.eval_class_ids`` restricts the COCOeval categories. Under
+``evaluate.num_gpus > 1`` or ``evaluate.num_nodes > 1`` the command re-runs itself under torchrun and
+the detections of every process are gathered before scoring. A checkpoint runs at
+``dataset.augmentation.eval_spatial_size`` (``evaluate.input_width/input_height`` are for deployed
+models, as in TAO).
+
+Ground truth and detections are compared in source-image pixels and in json category ids (with
+``dataset.remap_mscoco_category`` the 0..79 labels are mapped back to COCO's ids on both sides).
+
+Output in ``evaluate.results_dir`` (default ``<results_dir>/evaluate``): ``status.json`` (STARTED,
+then SUCCESS with kpi ``test_mAP``, ``test_mAP50`` and ``test_<stat>`` for COCO's 12 numbers),
+``results.json`` and ``experiment.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from model.actions.common import (
+    action_results_dir,
+    failure_status,
+    launch,
+    prepare_results_dir,
+    write_experiment_yaml,
+)
+from model.engine.coco_metrics import STAT_NAMES
+
+__all__ = ["STAT_DESCRIPTIONS", "ScoreThreshold", "evaluate_model", "evaluate_worker", "format_stats", "run"]
+
+STAT_DESCRIPTIONS = (
+    "AP  @[IoU=0.50:0.95 | area=   all | maxDets=100]",
+    "AP  @[IoU=0.50      | area=   all | maxDets=100]",
+    "AP  @[IoU=0.75      | area=   all | maxDets=100]",
+    "AP  @[IoU=0.50:0.95 | area= small | maxDets=100]",
+    "AP  @[IoU=0.50:0.95 | area=medium | maxDets=100]",
+    "AP  @[IoU=0.50:0.95 | area= large | maxDets=100]",
+    "AR  @[IoU=0.50:0.95 | area=   all | maxDets=  1]",
+    "AR  @[IoU=0.50:0.95 | area=   all | maxDets= 10]",
+    "AR  @[IoU=0.50:0.95 | area=   all | maxDets=100]",
+    "AR  @[IoU=0.50:0.95 | area= small | maxDets=100]",
+    "AR  @[IoU=0.50:0.95 | area=medium | maxDets=100]",
+    "AR  @[IoU=0.50:0.95 | area= large | maxDets=100]",
+)
+
+
+class ScoreThreshold(nn.Module):
+    """Wraps a post-processor: drops detections scoring below ``threshold`` (0 keeps everything)."""
+
+    def __init__(self, postprocessor: nn.Module, threshold: float = 0.0):
+        super().__init__()
+        self.postprocessor = postprocessor
+        self.threshold = float(threshold)
+
+    def forward(self, outputs: dict[str, Any], orig_sizes: Tensor) -> list[dict[str, Tensor]]:
+        results = self.postprocessor(outputs, orig_sizes)
+        if self.threshold <= 0:
+            return results
+        kept = []
+        for result in results:
+            keep = result["scores"] >= self.threshold
+            kept.append({k: v[keep] for k, v in result.items()})
+        return kept
+
+
+def _batch_size(spec: Mapping[str, Any], action: str) -> int:
+    value = int((spec.get(action) or {}).get("batch_size", -1) or -1)
+    return value if value > 0 else int(spec["dataset"].get("batch_size", 4))
+
+
+def evaluate_model(spec: Mapping[str, Any], model: nn.Module, world: Any = None) -> dict[str, Any]:
+    """COCO metrics of ``model`` on ``dataset.test_data_sources`` with the ``evaluate.*`` settings.
+
+    Returns ``evaluate_loader``'s dict (``mAP``, ``mAP50``, ``stats``, ``per_class_AP`` keyed by
+    category id, ``images``) plus ``categories`` (the annotation file's id/name records).
+    """
+    from model.data import build_dataloader, label_to_category_id
+    from model.engine.distributed import World
+    from model.engine.validation import evaluate_loader
+    from model.rtdetr import build_postprocessor
+
+    world = world or World(rank=0, local_rank=0, size=1, device=torch.device("cpu"))
+    dataset = spec["dataset"]
+    section = spec.get("evaluate") or {}
+    loader = build_dataloader(
+        spec, "test", rank=world.rank, world_size=world.size, batch_size=_batch_size(spec, "evaluate")
+    )
+    postprocessor = ScoreThreshold(build_postprocessor(spec), float(section.get("conf_threshold") or 0.0))
+    class_ids = [int(c) for c in dataset.get("eval_class_ids") or []] or None
+    remap = bool(dataset.get("remap_mscoco_category"))
+    metrics = evaluate_loader(
+        model,
+        loader,
+        postprocessor.to(world.device),
+        world,
+        class_ids=class_ids,
+        gt_label_map=(lambda labels: label_to_category_id(labels, True)) if remap else None,
+    )
+    metrics["categories"] = list(getattr(loader.dataset, "categories", []))
+    return metrics
+
+
+def format_stats(stats: Sequence[float]) -> str:
+    """COCO's 12 numbers as a table: name, what it measures, value."""
+    lines = [f"{'metric':<10} {'definition':<50} {'value':>7}"]
+    for name, text, value in zip(STAT_NAMES, STAT_DESCRIPTIONS, stats):
+        lines.append(f"{name:<10} {text:<50} {value:7.4f}")
+    return "\n".join(lines)
+
+
+def _results(spec: Mapping[str, Any], metrics: Mapping[str, Any], source: str) -> dict[str, Any]:
+    names = {str(c["id"]): str(c["name"]) for c in metrics.get("categories", []) if c.get("name") is not None}
+    per_class = {str(k): float(v) for k, v in metrics["per_class_AP"].items()}
+    section = spec.get("evaluate") or {}
+    results: dict[str, Any] = {
+        "checkpoint": str(section.get("checkpoint")),
+        "weights": source,
+        "test_data_sources": spec["dataset"].get("test_data_sources"),
+        "images": int(metrics["images"]),
+        "mAP": float(metrics["mAP"]),
+        "mAP50": float(metrics["mAP50"]),
+        "stats": {name: float(v) for name, v in zip(STAT_NAMES, metrics["stats"])},
+        "per_class_AP": per_class,
+        "class_names": {k: names[k] for k in per_class if k in names},
+        "conf_threshold": float(section.get("conf_threshold") or 0.0),
+        "eval_class_ids": list(spec["dataset"].get("eval_class_ids") or []),
+        "remap_mscoco_category": bool(spec["dataset"].get("remap_mscoco_category")),
+    }
+    if names:
+        results["per_class_AP_by_name"] = {names[k]: v for k, v in per_class.items() if k in names}
+    return results
+
+
+def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
+    return launch(spec, "evaluate", argv, evaluate_worker)
+
+
+def evaluate_worker(spec: dict[str, Any]) -> int:
+    """One process of the evaluation (the only one without torchrun)."""
+    from model.actions.trained_model import load_trained_model
+    from model.engine.distributed import init_world, shutdown_world
+    from model.engine.status import STARTED, SUCCESS, StatusLogger
+
+    results_dir = prepare_results_dir(Path(action_results_dir(spec, "evaluate")))
+    world = init_world()
+    status = StatusLogger(results_dir, enabled=world.is_main)
+    try:
+        with failure_status(status):
+            status.write(STARTED, "Starting RT-DETR evaluate.")
+            if world.is_main:
+                write_experiment_yaml(results_dir, spec)
+            model, report = load_trained_model(spec, "evaluate")
+            if world.is_main:
+                print(report.summary(), flush=True)
+            metrics = evaluate_model(spec, model.to(world.device), world)
+            results = _results(spec, metrics, report.source)
+            if world.is_main:
+                (results_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+                print(f"COCO box metrics on {results['images']} test images ({report.path}):")
+                print(format_stats(metrics["stats"]), flush=True)
+                print(f"Results in {results_dir}", flush=True)
+            kpi = {"test_mAP": results["mAP"], "test_mAP50": results["mAP50"]}
+            kpi.update({f"test_{name}": value for name, value in results["stats"].items()})
+            status.write(SUCCESS, "Evaluation finished successfully.", kpi=kpi)
+        return 0
+    finally:
+        shutdown_world()

@@ -1,0 +1,122 @@
+"""``rtdetr train -e spec.yaml [key=value ...]``.
+
+Under ``train.num_gpus > 1`` or ``train.num_nodes > 1`` (or TAO's launch variables) the command
+re-runs itself under torchrun; each worker builds the model, the loaders and the trainer. Output in
+``<results_dir>/train/``: status.json, experiment.yaml, model_epoch_NNN.pth, rtdetr_model_latest.pth.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from model.actions.common import (
+    action_results_dir,
+    apply_cudnn,
+    failure_status,
+    launch,
+    prepare_results_dir,
+    seed_everything,
+    write_experiment_yaml,
+)
+from model.errors import ConfigError
+
+
+def _wrap_distributed(model: Any, spec: dict[str, Any], world: Any) -> Any:
+    import torch
+
+    train = spec["train"]
+    if not world.distributed:
+        return model
+    if train.get("distributed_strategy") == "fsdp":
+        if world.device.type != "cuda":
+            raise ConfigError("train.distributed_strategy: fsdp needs GPUs; use ddp on the CPU")
+        from torch.distributed.fsdp import FullyShardedDataParallel, MixedPrecision
+
+        half = MixedPrecision(
+            param_dtype=torch.float16, reduce_dtype=torch.float16, buffer_dtype=torch.float16
+        )
+        return FullyShardedDataParallel(model, mixed_precision=half, device_id=world.device)
+    if world.device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    m = spec["model"]
+    # Every parameter gets a gradient in the default configuration; without denoising queries or
+    # auxiliary losses some heads are idle and DDP must be told.
+    find_unused = (
+        int(m.get("dn_number", 100)) == 0 or not m.get("aux_loss", True) or bool(train.get("freeze"))
+    )
+    return torch.nn.parallel.DistributedDataParallel(
+        model,
+        device_ids=[world.device.index] if world.device.type == "cuda" else None,
+        find_unused_parameters=find_unused,
+    )
+
+
+def _freeze(model: Any, names: Sequence[str]) -> None:
+    known = {name for name, _ in model.named_children()}
+    unknown = [n for n in names if n.split(".")[0] not in known]
+    if unknown:
+        raise ConfigError(f"train.freeze: unknown module(s) {unknown}; choose from {sorted(known)}")
+    for name, param in model.named_parameters():
+        if any(name == n or name.startswith(n + ".") for n in names):
+            param.requires_grad_(False)
+
+
+def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
+    return launch(spec, "train", argv, train_worker)
+
+
+def train_worker(spec: dict[str, Any]) -> int:
+    import torch
+
+    from model.checkpoints import load_weights
+    from model.data import build_dataloader
+    from model.engine.distributed import init_world, shutdown_world
+    from model.engine.status import StatusLogger
+    from model.engine.trainer import Trainer, TrainingStopped
+    from model.rtdetr import build_criterion, build_model, build_postprocessor
+
+    results_dir = Path(action_results_dir(spec, "train"))
+    prepare_results_dir(results_dir)
+    world = init_world()
+    status = StatusLogger(results_dir, enabled=world.is_main)
+    try:
+        with failure_status(status):
+            train = spec["train"]
+            seed_everything(int(train.get("seed", 1234)), world.rank)
+            apply_cudnn(train.get("cudnn"))
+            if world.is_main:
+                write_experiment_yaml(results_dir, spec)
+            seed = max(0, int(train.get("seed", 0)))
+            train_loader = build_dataloader(spec, "train", rank=world.rank, world_size=world.size, seed=seed)
+            val_loader = build_dataloader(spec, "val", rank=world.rank, world_size=world.size, seed=seed)
+            model = build_model(spec)
+            if train.get("pretrained_model_path"):
+                report = load_weights(model, train["pretrained_model_path"])
+                if world.is_main:
+                    print(report.summary(), flush=True)
+            _freeze(model, list(train.get("freeze") or []))
+            model.to(world.device)
+            parts = {
+                "model": _wrap_distributed(model, spec, world),
+                "criterion": build_criterion(spec).to(world.device),
+                "postprocessor": build_postprocessor(spec).to(world.device),
+                "train_loader": train_loader,
+                "val_loader": val_loader,
+            }
+            trainer = Trainer(spec, results_dir, world, parts)
+            trainer.resume_from(train.get("resume_training_checkpoint_path") or None)
+            state = trainer.fit(dry_run=bool(train.get("is_dry_run")))
+            if world.is_main and state.best_epoch >= 0:
+                print(
+                    f"best val_mAP50 {state.best_map50:.4f} at epoch {state.best_epoch}: {state.best_checkpoint}"
+                )
+        return 0
+    except TrainingStopped as stop:
+        print(f"error: {stop}", file=sys.stderr, flush=True)
+        return stop.exit_code
+    finally:
+        del torch
+        shutdown_world()

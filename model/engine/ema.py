@@ -1,0 +1,54 @@
+"""Exponential moving average of the weights (``train.enable_ema``, ``train.ema.*``)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class ModelEMA:
+    """Keeps ``ema = decay * ema + (1 - decay) * model`` every ``every_n_steps`` optimiser steps.
+
+    The EMA copy lives on the model's device, or on the CPU with ``cpu_offload``. Buffers (BatchNorm
+    statistics) are copied, not averaged.
+    """
+
+    def __init__(
+        self, model: nn.Module, decay: float = 0.999, every_n_steps: int = 1, cpu_offload: bool = False
+    ):
+        self.module = copy.deepcopy(unwrap(model)).eval()
+        if cpu_offload:
+            self.module.to("cpu")
+        for param in self.module.parameters():
+            param.requires_grad_(False)
+        self.decay = float(decay)
+        self.every = max(1, int(every_n_steps))
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        if step % self.every:
+            return
+        self.updates += 1
+        source = unwrap(model).state_dict()
+        for name, value in self.module.state_dict().items():
+            new = source[name].detach().to(value.device)
+            if value.dtype.is_floating_point:
+                value.mul_(self.decay).add_(new.to(value.dtype), alpha=1.0 - self.decay)
+            else:
+                value.copy_(new)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": self.module.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.updates = int(state.get("updates", 0))
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare model inside DDP/FSDP wrappers."""
+    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model

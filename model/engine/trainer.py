@@ -1,0 +1,320 @@
+"""The training loop behind ``rtdetr train``: epochs, validation, status.json, checkpoints, resume.
+
+Every rank runs this; rank 0 alone writes status.json and checkpoints. A non-finite loss stops
+training with FAILURE "loss diverged at epoch E step S"; SIGTERM finishes the current step, saves a
+checkpoint that resumes the interrupted epoch, writes FAILURE "interrupted by SIGTERM" and exits 143.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from model.data.mscoco import label_to_category_id
+from model.engine.checkpoint_io import find_latest, read_checkpoint, save_checkpoint
+from model.engine.distributed import World, all_gather_objects, all_reduce_mean
+from model.engine.ema import ModelEMA, unwrap
+from model.engine.optim import Warmup, build_optimizer, build_scheduler
+from model.engine.status import FAILURE, STARTED, SUCCESS, StatusLogger
+from model.engine.validation import autocast_for, evaluate_loader, to_device
+
+
+class TrainingStopped(Exception):
+    """Raised inside the loop when training must end early (divergence or SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.status_written = False
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # the next epoch to run
+    global_step: int = 0
+    best_map50: float = -1.0
+    best_epoch: int = -1
+    best_checkpoint: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SigtermFlag:
+    """Turns SIGTERM into a flag the loop checks after each step (the default handler would kill us)."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: Any = None
+
+    def __enter__(self) -> SigtermFlag:
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.raised = True
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal(signal.SIGTERM, self._previous or signal.SIG_DFL)
+
+
+def _hms(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Trainer:
+    def __init__(self, spec: dict[str, Any], results_dir: Path, world: World, parts: dict[str, Any]):
+        self.spec = spec
+        self.train_cfg = spec["train"]
+        self.results_dir = results_dir
+        self.world = world
+        self.model: nn.Module = parts["model"]
+        self.criterion: nn.Module = parts["criterion"]
+        self.postprocessor: nn.Module = parts["postprocessor"]
+        self.train_loader = parts["train_loader"]
+        self.val_loader = parts["val_loader"]
+        optim = self.train_cfg["optim"]
+        self.optimizer = build_optimizer(unwrap(self.model), optim)
+        self.scheduler = build_scheduler(self.optimizer, optim)
+        self.warmup = Warmup(self.optimizer, int(optim.get("warmup_steps", 0)))
+        ema_cfg = self.train_cfg.get("ema") or {}
+        self.ema = (
+            ModelEMA(
+                self.model,
+                ema_cfg.get("decay", 0.999),
+                ema_cfg.get("every_n_steps", 1),
+                ema_cfg.get("cpu_offload", False),
+            )
+            if self.train_cfg.get("enable_ema")
+            else None
+        )
+        self.status = StatusLogger(results_dir, enabled=world.is_main)
+        self.state = TrainState()
+        self.precision = str(self.train_cfg.get("precision", "fp32"))
+        self.clip = float(self.train_cfg.get("clip_grad_norm") or 0.0)
+        self.num_epochs = int(self.train_cfg["num_epochs"])
+        # Validation scores every class, as TAO's trainer does (eval_class_ids is for `rtdetr evaluate`).
+        remap = bool(spec["dataset"].get("remap_mscoco_category"))
+        self.gt_label_map = (lambda labels: label_to_category_id(labels, True)) if remap else None
+
+    # --- resume ---------------------------------------------------------------------------------
+    def resume_from(self, path: str | Path | None) -> None:
+        explicit = bool(path)
+        path = path or find_latest(self.results_dir)
+        if not path:
+            return
+        ckpt = read_checkpoint(
+            path, "train.resume_training_checkpoint_path" if explicit else "latest checkpoint"
+        )
+        unwrap(self.model).load_state_dict(ckpt["model"])
+        if self.ema is not None and ckpt.get("ema"):
+            self.ema.load_state_dict(ckpt["ema"])
+        if ckpt.get("optimizer"):
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scheduler"):
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        extra = ckpt.get("train_state") or {}
+        self.state = TrainState(
+            epoch=int(ckpt.get("resume_epoch", int(ckpt["epoch"]) + 1)),
+            global_step=int(ckpt.get("global_step", 0)),
+            best_map50=float(extra.get("best_map50", -1.0)),
+            best_epoch=int(extra.get("best_epoch", -1)),
+            best_checkpoint=str(extra.get("best_checkpoint", "")),
+            history=list(extra.get("history", [])),
+        )
+        if self.world.is_main:
+            how = (
+                ""
+                if explicit
+                else " (found in the results folder; train.resume_training_checkpoint_path is empty)"
+            )
+            print(
+                f"Resuming from {path}{how}: epoch {self.state.epoch}, step {self.state.global_step}",
+                flush=True,
+            )
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def _payload(self, metrics: dict[str, Any], resume_epoch: int) -> dict[str, Any]:
+        return {
+            "model": unwrap(self.model).state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "global_step": self.state.global_step,
+            "resume_epoch": resume_epoch,
+            "spec": self.spec,
+            "metrics": metrics,
+            "train_state": {
+                "best_map50": self.state.best_map50,
+                "best_epoch": self.state.best_epoch,
+                "best_checkpoint": self.state.best_checkpoint,
+                "history": self.state.history,
+            },
+        }
+
+    def _save(self, epoch: int, metrics: dict[str, Any], resume_epoch: int) -> Path | None:
+        if not self.world.is_main:
+            return None
+        return save_checkpoint(self.results_dir, epoch, self._payload(metrics, resume_epoch))
+
+    # --- the loop -------------------------------------------------------------------------------
+    def _step(self, images: torch.Tensor, targets: list[dict[str, Any]]) -> float:
+        images = images.to(self.world.device, non_blocking=True)
+        targets = to_device(targets, self.world.device)
+        self.warmup.apply(self.state.global_step)
+        with autocast_for(self.precision, self.world.device):
+            outputs = self.model(images, targets)
+        losses = self.criterion(_float(outputs), targets)
+        loss = sum(losses.values())
+        finite = torch.tensor([1.0 if torch.isfinite(loss).item() else 0.0], device=self.world.device)
+        if self.world.distributed:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        if finite.item() < 1.0:
+            raise TrainingStopped(
+                f"loss diverged at epoch {self.state.epoch} step {self.state.global_step}", 1
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.optimizer.step()
+        self.state.global_step += 1
+        if self.state.global_step == self.warmup.steps:
+            self.warmup.release()
+        if self.ema is not None:
+            self.ema.update(self.model, self.state.global_step)
+        return float(loss.item())
+
+    def _validate(self) -> dict[str, Any]:
+        validate_original = bool((self.train_cfg.get("ema") or {}).get("validate_original_weights"))
+        net = self.ema.module if self.ema is not None and not validate_original else unwrap(self.model)
+        if self.ema is not None:
+            net.to(self.world.device)
+        return evaluate_loader(
+            net, self.val_loader, self.postprocessor, self.world,
+            criterion=self.criterion, precision=self.precision, gt_label_map=self.gt_label_map,
+        )  # fmt: skip
+
+    def fit(self, dry_run: bool = False) -> TrainState:
+        world, cfg = self.world, self.train_cfg
+        val_every = int(cfg.get("validation_interval") or 1)
+        ckpt_every = int(cfg.get("checkpoint_interval") or 1)
+        by_step = cfg.get("checkpoint_interval_unit") == "step"
+        self.status.write(STARTED, "Starting RT-DETR train.")
+        steps_per_epoch = len(self.train_loader)
+        with SigtermFlag() as sigterm:
+            try:
+                while self.state.epoch < self.num_epochs:
+                    epoch = self.state.epoch
+                    sampler = getattr(self.train_loader, "sampler", None)
+                    if hasattr(sampler, "set_epoch"):
+                        sampler.set_epoch(epoch)
+                    batch_sampler = getattr(self.train_loader, "batch_sampler", None)
+                    if hasattr(batch_sampler, "set_epoch"):
+                        batch_sampler.set_epoch(epoch)
+                    self.model.train()
+                    started, total, count = time.time(), 0.0, 0
+                    for step, (images, targets) in enumerate(self.train_loader):
+                        total += self._step(images, targets)
+                        count += 1
+                        if by_step and world.is_main and self.state.global_step % ckpt_every == 0:
+                            self._save(epoch, {}, resume_epoch=epoch)
+                        if world.is_main and (step % 10 == 0 or step == steps_per_epoch - 1):
+                            self._progress(epoch, step, steps_per_epoch, total / count, started)
+                        if sigterm.raised:
+                            self._save(epoch, {}, resume_epoch=epoch)
+                            raise TrainingStopped(
+                                f"interrupted by SIGTERM at epoch {epoch} step {self.state.global_step}; "
+                                f"a checkpoint to resume from was saved", 143
+                            )  # fmt: skip
+                        if dry_run:
+                            break
+                    self.scheduler.step()
+                    self._sync_buffers()
+                    seconds = time.time() - started
+                    kpi: dict[str, Any] = {"train_loss": all_reduce_mean(total / max(1, count), world)}
+                    kpi["lr"] = self.optimizer.param_groups[-1]["lr"]
+                    last = epoch == self.num_epochs - 1 or dry_run
+                    if (epoch + 1) % val_every == 0 or last:
+                        metrics = self._validate()
+                        kpi.update(
+                            val_loss=metrics["loss"], val_mAP=metrics["mAP"], val_mAP50=metrics["mAP50"]
+                        )
+                    self.state.epoch = epoch + 1
+                    improved = "val_mAP50" in kpi and kpi["val_mAP50"] > self.state.best_map50
+                    saved = None
+                    if not dry_run and (
+                        improved or (not by_step and ((epoch + 1) % ckpt_every == 0 or last))
+                    ):
+                        if improved:
+                            self.state.best_map50, self.state.best_epoch = float(kpi["val_mAP50"]), epoch
+                            self.state.best_checkpoint = str(
+                                self.results_dir / f"model_epoch_{epoch:03d}.pth"
+                            )
+                        saved = self._save(epoch, kpi, resume_epoch=epoch + 1)
+                    self.state.history.append({"epoch": epoch, "seconds": round(seconds, 3), **kpi})
+                    self.status.epoch(epoch, self.num_epochs - 1, seconds, kpi)
+                    if world.is_main:
+                        shown = " ".join(f"{k}={v:.4g}" for k, v in kpi.items() if isinstance(v, float))
+                        print(f"epoch {epoch}/{self.num_epochs - 1} done in {seconds:.1f}s: {shown}"
+                              + (f" (saved {saved.name})" if saved else ""), flush=True)  # fmt: skip
+                    if dry_run:
+                        break
+            except TrainingStopped as stop:
+                self.status.write(FAILURE, str(stop), epoch=self.state.epoch, max_epoch=self.num_epochs - 1)
+                stop.status_written = True
+                raise
+        self._check_ranks_in_sync()
+        best = {"best_epoch": self.state.best_epoch, "best_checkpoint": self.state.best_checkpoint}
+        kpi = {"best_val_mAP50": self.state.best_map50} if self.state.best_epoch >= 0 else {}
+        self.status.write(SUCCESS, "Train finished successfully.", kpi=kpi, **best)
+        return self.state
+
+    def _sync_buffers(self) -> None:
+        """Rank 0's BatchNorm statistics everywhere: every rank validates and saves the same model."""
+        if not self.world.distributed:
+            return
+        for buffer in unwrap(self.model).buffers():
+            torch.distributed.broadcast(buffer.data, src=0)
+
+    def _check_ranks_in_sync(self) -> None:
+        """DDP keeps every rank's weights identical; prove it once at the end (a digest per rank)."""
+        if not self.world.distributed:
+            return
+        digest = hashlib.sha256()
+        for tensor in unwrap(self.model).state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digests = all_gather_objects(digest.hexdigest()[:16], self.world)
+        if len(set(digests)) != 1:
+            raise TrainingStopped(f"model weights differ across ranks after training: {digests}", 1)
+        if self.world.is_main:
+            print(f"parameters in sync across {self.world.size} ranks (digest {digests[0]})", flush=True)
+
+    def _progress(self, epoch: int, step: int, steps: int, loss: float, started: float) -> None:
+        elapsed = time.time() - started
+        per_step = elapsed / (step + 1)
+        remaining = per_step * (steps - step - 1) + per_step * steps * (self.num_epochs - epoch - 1)
+        lr = self.optimizer.param_groups[-1]["lr"]
+        print(
+            f"epoch {epoch}/{self.num_epochs - 1} step {step + 1}/{steps} loss {loss:.4f} lr {lr:.2e} "
+            f"{per_step:.2f}s/step eta {_hms(remaining)}",
+            file=sys.stdout,
+            flush=True,
+        )
+
+
+def _float(outputs: Any) -> Any:
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float() if outputs.is_floating_point() else outputs
+    if isinstance(outputs, dict):
+        return {k: _float(v) for k, v in outputs.items()}
+    if isinstance(outputs, list):
+        return [_float(v) for v in outputs]
+    return outputs

@@ -1,0 +1,126 @@
+"""status.json lines, checkpoint files and links, optimiser groups, TAO's launch variables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from model.engine.checkpoint_io import (
+    LATEST,
+    epoch_of,
+    find_latest,
+    prune_checkpoints,
+    read_checkpoint,
+    save_checkpoint,
+)
+from model.engine.distributed import plan_launch, torchrun_command
+from model.engine.optim import Warmup, build_optimizer, build_scheduler
+from model.engine.status import RUNNING, STARTED, StatusLogger, read_status
+from model.errors import CheckpointError, ConfigError
+
+
+def test_status_lines_follow_tao_format(tmp_path):
+    status = StatusLogger(tmp_path)
+    status.write(STARTED, "Starting RT-DETR train.")
+    status.epoch(0, 9, 12.3, {"train_loss": 1.5, "val_mAP50": 0.25})
+    lines = [json.loads(line) for line in (tmp_path / "status.json").read_text().splitlines()]
+    assert [line["status"] for line in lines] == [STARTED, RUNNING]
+    assert {"date", "time", "status", "verbosity", "message"} <= set(lines[0])
+    epoch = lines[1]
+    assert epoch["epoch"] == 0 and epoch["max_epoch"] == 9
+    assert epoch["kpi"] == {"train_loss": "1.5", "val_mAP50": "0.25"}  # TAO writes strings
+    assert epoch["time_per_epoch"] == "0:00:12" and epoch["eta"] == "0:01:51"
+
+
+def test_status_disabled_on_other_ranks_and_partial_lines_ignored(tmp_path):
+    StatusLogger(tmp_path / "a", enabled=False).write(STARTED)
+    assert not (tmp_path / "a" / "status.json").exists()
+    path = tmp_path / "status.json"
+    path.write_text('{"status": "STARTED"}\n{"status": "RUN')
+    assert read_status(path) == [{"status": "STARTED"}]
+
+
+def test_checkpoints_are_named_like_tao_and_latest_links(tmp_path):
+    for epoch in range(3):
+        save_checkpoint(tmp_path, epoch, {"model": {"w": torch.ones(1) * epoch}})
+    assert sorted(p.name for p in tmp_path.glob("model_epoch_*.pth")) == [
+        "model_epoch_000.pth", "model_epoch_001.pth", "model_epoch_002.pth"
+    ]  # fmt: skip
+    assert (tmp_path / LATEST).is_symlink()
+    assert find_latest(tmp_path).name == "model_epoch_002.pth"
+    data = read_checkpoint(tmp_path / LATEST)
+    assert data["epoch"] == 2 and data["tao_model"] == "rtdetr"
+    assert epoch_of(tmp_path / "model_epoch_002.pth") == 2
+    removed = prune_checkpoints(tmp_path, keep={0})
+    assert sorted(p.name for p in removed) == ["model_epoch_001.pth"]
+
+
+def test_not_a_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "model.pth"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="is not a readable PyTorch checkpoint"):
+        read_checkpoint(bad, "train.resume_training_checkpoint_path")
+    other = tmp_path / "weights.pth"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(CheckpointError, match="no 'model' entry"):
+        read_checkpoint(other)
+
+
+class _Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+        self.head = nn.Linear(4, 2)
+
+
+def test_optimizer_groups_backbone_lr_and_no_decay_on_norms_and_biases():
+    opt = build_optimizer(_Tiny(), {"lr": 1e-3, "lr_backbone": 1e-5, "weight_decay": 0.05})
+    groups = {g["name"]: g for g in opt.param_groups}
+    assert groups["backbone"]["lr"] == 1e-5 and groups["backbone"]["weight_decay"] == 0.05
+    assert groups["backbone_no_decay"]["weight_decay"] == 0.0
+    assert groups["detector"]["lr"] == 1e-3 and groups["detector_no_decay"]["weight_decay"] == 0.0
+    with pytest.raises(ConfigError, match="SGD"):
+        build_optimizer(_Tiny(), {"optimizer": "SGD"})
+
+
+def test_schedulers_and_warmup():
+    opt = build_optimizer(_Tiny(), {"lr": 1.0, "lr_backbone": 1.0})
+    sched = build_scheduler(opt, {"lr_scheduler": "MultiStep", "lr_steps": [2], "lr_decay": 0.1})
+    lrs = []
+    for _ in range(3):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([1.0, 1.0, 0.1])
+    opt = build_optimizer(_Tiny(), {"lr": 1.0, "lr_backbone": 1.0})
+    warm = Warmup(opt, 4)
+    seen = []
+    for step in range(4):
+        warm.apply(step)
+        seen.append(opt.param_groups[0]["lr"])
+    warm.release()
+    assert seen == pytest.approx([0.25, 0.5, 0.75, 1.0]) and opt.param_groups[0]["lr"] == 1.0
+
+
+def test_tao_launch_variables():
+    plan = plan_launch({"num_gpus": 1, "num_nodes": 1}, env={})
+    assert plan.world == 1 and plan.master_port == 29500
+    plan = plan_launch({"num_gpus": 1, "gpu_ids": [0, 1]}, env={})
+    assert plan.procs_per_node == 2
+    env = {
+        "WORLD_SIZE": "2",
+        "NODE_RANK": "1",
+        "MASTER_ADDR": "10.0.0.1",
+        "MASTER_PORT": "1234",
+        "NUM_GPUS": "4",
+    }
+    plan = plan_launch({"num_gpus": 1}, env=env)
+    assert (plan.num_nodes, plan.procs_per_node, plan.node_rank) == (2, 4, 1)
+    cmd, child_env = torchrun_command(plan, ["train", "-e", "s.yaml"])
+    assert "--nnodes=2" in cmd and "--node-rank=1" in cmd and "--master-addr=10.0.0.1" in cmd
+    assert "WORLD_SIZE" not in child_env  # TAO's WORLD_SIZE meant nodes; torchrun sets its own
+    plan = plan_launch({"num_gpus": 2}, env={"NUM_NODES": "3", "TAO_VISIBLE_DEVICES": "2,3"})
+    assert plan.num_nodes == 3 and plan.visible_devices == "2,3"
