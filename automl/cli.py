@@ -1,11 +1,19 @@
 """``automl``: hyperparameter search over RT-DETR training.
 
-automl validate [-e spec.yaml] [--action train] [key=value ...]
+automl run [-e spec.yaml] [key=value ...] [--policy auto|on|off] [--request TEXT] [--backend optuna]
+           [--algorithm tpe|bayesian|random|hyperband|asha|...] [--trials N] [--max-epochs N]
+           [--concurrency N] [--results-dir DIR] [--name NAME] [--resume SWEEP] [--storage URL]
+           [--setting k=v ...] [--param name=range ...]
+automl status SWEEP          a table of the trials and the best
+automl best SWEEP            the best checkpoint and parameters
+automl space [-e spec.yaml]  the search space the schema gives, and what is excluded and why
+automl validate [-e spec.yaml] [key=value ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,34 +22,147 @@ import yaml
 
 from automl.errors import AutomlError
 
-DEMO_SPEC = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
-
 
 def _validate(args: argparse.Namespace) -> int:
+    from automl.run import DEMO_SPEC
     from automl.spec import resolve_spec
 
-    spec_path = args.experiment_spec or DEMO_SPEC
-    spec = resolve_spec(spec_path, args.overrides, action=args.action)
+    spec = resolve_spec(args.experiment_spec or DEMO_SPEC, args.overrides, action=args.action)
     print(yaml.safe_dump(spec, sort_keys=False), end="")
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from automl.run import resume, start
+
+    if args.resume:
+        return resume(args.resume)
+    return start(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from automl.display import trials_table
+    from automl.summary import read_summary
+
+    data = read_summary(args.sweep)
+    best = data.get("best") or {}
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    policy = data.get("policy") or {}
+    console.print(f"sweep {data.get('name')}: {data.get('status')} | policy {policy.get('decision')} "
+                  f"({policy.get('reason')}) | backend {data.get('backend')}")  # fmt: skip
+    console.print(
+        trials_table(data.get("trials", []), best.get("trial"), (best or {}).get("metric", "val_mAP50"))
+    )
+    if best:
+        console.print(
+            f"best: trial {best['trial']} {best['metric']}={best['value']:.4f} epoch {best['best_epoch']}"
+        )
+    elif data.get("failure"):
+        console.print(f"no result: {data['failure']}")
+    return 0
+
+
+def _best(args: argparse.Namespace) -> int:
+    from automl.summary import read_summary
+
+    data = read_summary(args.sweep)
+    best = data.get("best")
+    if not best:
+        raise AutomlError(
+            f"{args.sweep}: no trial has a result yet ({data.get('failure') or data.get('status')})"
+        )
+    if args.json:
+        print(json.dumps(best, indent=2))
+    else:
+        print(f"checkpoint: {best['checkpoint']}")
+        print(f"{best['metric']}: {best['value']:.4f} (trial {best['trial']}, epoch {best['best_epoch']})")
+        for name, value in sorted((best.get("params") or {}).items()):
+            print(f"  {name} = {value}")
+    return 0
+
+
+def _space(args: argparse.Namespace) -> int:
+    from automl.run import DEMO_SPEC, ROOT, make_space, param_ranges
+    from automl.settings import parse_setting_args, parse_settings
+    from automl.space import format_space_table
+    from automl.spec import resolve_spec
+
+    spec = resolve_spec(args.experiment_spec or DEMO_SPEC, args.overrides, check_paths=False)
+    settings = parse_settings(parse_setting_args(args.setting or []))
+    schema = Path(args.schema) if args.schema else ROOT / "schemas" / "train.schema.json"
+    print(format_space_table(make_space(schema, spec, settings, param_ranges(args.param))))
+    return 0
+
+
+def _spec_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-e",
+        "--experiment_spec",
+        "--experiment-spec",
+        dest="experiment_spec",
+        help="spec YAML (default: the demo preset configs/demo.yaml on the synthetic dataset)",
+    )
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted spec overrides")
+
+
+def _space_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--setting", action="append", metavar="k=v", help="an AutoML setting (TAO names)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="name=range",
+        help="search range: train.optim.lr=1e-5:1e-3:log, model.dec_layers=3:6, model.backbone=a,b",
+    )
+    parser.add_argument(
+        "--schema", help="train schema to build the space from (default schemas/train.schema.json)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="automl", description="Hyperparameter search for RT-DETR.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    run = sub.add_parser("run", help="search (or train once) and pick the best trial")
+    _spec_args(run)
+    _space_args(run)
+    run.add_argument("--policy", help="auto (= on) searches, off trains once; default auto")
+    run.add_argument("--request", help='a sentence such as "plain training please" (turns AutoML off)')
+    run.add_argument("--backend", help="optuna (default)")
+    run.add_argument("--algorithm", help="tpe (default), bayesian, random, hyperband, asha, median, ...")
+    run.add_argument("--trials", type=int, help="number of trials (automl_max_recommendations)")
+    run.add_argument("--max-epochs", type=int, help="epochs of a full trial (automl_max_epochs)")
+    run.add_argument(
+        "--concurrency", type=int, help="trials at once (default: one per GPU group, 1 on a CPU)"
+    )
+    run.add_argument("--seed", type=int, help="sampler seed")
+    run.add_argument("--results-dir", default="results", help="where sweep folders go (default ./results)")
+    run.add_argument("--name", help="sweep folder name (default a timestamp)")
+    run.add_argument("--resume", metavar="SWEEP", help="continue a sweep that was stopped or killed")
+    run.add_argument("--storage", help="Optuna storage URL (default a journal file in the sweep folder)")
+    run.set_defaults(func=_run)
+
+    status = sub.add_parser("status", help="the trials of a sweep and its best")
+    status.add_argument("sweep")
+    status.set_defaults(func=_status)
+
+    best = sub.add_parser("best", help="the best checkpoint and parameters of a sweep")
+    best.add_argument("sweep")
+    best.add_argument("--json", action="store_true")
+    best.set_defaults(func=_best)
+
+    space = sub.add_parser("space", help="print the search space, and what is excluded and why")
+    _spec_args(space)
+    _space_args(space)
+    space.set_defaults(func=_space)
+
     val = sub.add_parser(
         "validate", help="check a sweep's base spec (as `rtdetr validate` does) and print it"
     )
-    val.add_argument(
-        "-e",
-        "--experiment_spec",
-        "--experiment-spec",
-        dest="experiment_spec",
-        help="spec YAML (default: the demo preset configs/demo.yaml)",
-    )
+    _spec_args(val)
     val.add_argument("--action", default="train", help="the action the sweep runs (default train)")
-    val.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
     val.set_defaults(func=_validate)
     return parser
 

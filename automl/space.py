@@ -148,12 +148,36 @@ def _disabled_or_inert(
         scheduler = get_dotted(spec, "train.optim.lr_scheduler", "MultiStep")
         if scheduler != "StepLR":
             return f"train.optim.lr_scheduler is {scheduler}; lr_step_size is used only by StepLR"
+    if name == "train.optim.lr_decay" and not (
+        {"train.optim.lr_steps", "train.optim.lr_step_size", "train.optim.lr_scheduler"} & selected
+    ):
+        reason = _decay_never_applies(spec)
+        if reason:
+            return reason
     if name == "train.ema.decay" and "train.enable_ema" not in selected:
         if not get_dotted(spec, "train.enable_ema", False):
             return "train.enable_ema is false, so the EMA decay is unused"
     if name == "train.optim.lr_backbone" and "model.train_backbone" not in selected:
         if get_dotted(spec, "model.train_backbone", True) is False:
             return "model.train_backbone is false, so the backbone is frozen"
+    return None
+
+
+def _decay_never_applies(spec: Mapping[str, Any]) -> str | None:
+    """lr_decay is inert when the schedule never steps within the training run."""
+    epochs = get_dotted(spec, "train.num_epochs")
+    if not isinstance(epochs, int):
+        return None
+    if get_dotted(spec, "train.optim.lr_scheduler", "MultiStep") == "StepLR":
+        size = get_dotted(spec, "train.optim.lr_step_size", 1000)
+        if isinstance(size, int) and size >= epochs:
+            return f"train.optim.lr_step_size ({size}) >= train.num_epochs ({epochs}): the lr never decays"
+        return None
+    steps = get_dotted(spec, "train.optim.lr_steps", [1000]) or []
+    if all(isinstance(s, int) and s >= epochs for s in steps):
+        return (
+            f"train.optim.lr_steps {list(steps)} are all >= train.num_epochs ({epochs}): the lr never decays"
+        )
     return None
 
 

@@ -73,6 +73,7 @@ def train_worker(spec: dict[str, Any]) -> int:
 
     from model.checkpoints import load_weights
     from model.data import build_dataloader
+    from model.engine import activation_checkpoint
     from model.engine.distributed import init_world, shutdown_world
     from model.engine.status import StatusLogger
     from model.engine.trainer import Trainer, TrainingStopped
@@ -98,6 +99,10 @@ def train_worker(spec: dict[str, Any]) -> int:
                 if world.is_main:
                     print(report.summary(), flush=True)
             _freeze(model, list(train.get("freeze") or []))
+            if activation_checkpoint.wanted(spec, world.size):
+                wrapped = activation_checkpoint.enable(model)
+                if world.is_main:
+                    print(f"activation checkpointing on {wrapped} blocks", flush=True)
             model.to(world.device)
             parts = {
                 "model": _wrap_distributed(model, spec, world),

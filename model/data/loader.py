@@ -12,6 +12,7 @@ torch generator seeded with ``seed + rank`` (each worker gets its own stream fro
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,10 +45,18 @@ def multi_scale_sizes(scales: Sequence[int], train_spatial_size: Sequence[int]) 
     return [(int(s), max(STRIDE, round(s * width / height / STRIDE) * STRIDE)) for s in scales]
 
 
+def _ignore_sigterm(worker_id: int) -> None:
+    """Data-loader workers leave SIGTERM to the training process, which saves a checkpoint and then
+    shuts them down; a group-wide SIGTERM (torchrun, a search stopping a trial) must not kill them first."""
+    del worker_id
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _loader_options(settings: DataSettings, rank: int, seed: int) -> dict[str, Any]:
     workers = settings.workers
     return {
         "num_workers": workers,
+        "worker_init_fn": _ignore_sigterm if workers > 0 else None,
         "pin_memory": settings.pin_memory and torch.cuda.is_available(),
         "persistent_workers": workers > 0,
         "generator": torch.Generator().manual_seed(seed + rank),

@@ -97,6 +97,8 @@ class Trainer:
         )
         self.status = StatusLogger(results_dir, enabled=world.is_main)
         self.state = TrainState()
+        self.sigterm = SigtermFlag()
+        self.stop_requested = False
         self.precision = str(self.train_cfg.get("precision", "fp32"))
         self.clip = float(self.train_cfg.get("clip_grad_norm") or 0.0)
         self.num_epochs = int(self.train_cfg["num_epochs"])
@@ -173,13 +175,16 @@ class Trainer:
             outputs = self.model(images, targets)
         losses = self.criterion(_float(outputs), targets)
         loss = sum(losses.values())
-        finite = torch.tensor([1.0 if torch.isfinite(loss).item() else 0.0], device=self.world.device)
+        # one collective per step carries both "some rank's loss is not finite" and "some rank got
+        # SIGTERM", so every rank stops at the same step and none waits for the others
+        flags = torch.tensor(
+            [0.0 if torch.isfinite(loss).item() else 1.0, 1.0 if self.sigterm.raised else 0.0], device=self.world.device
+        )
         if self.world.distributed:
-            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-        if finite.item() < 1.0:
-            raise TrainingStopped(
-                f"loss diverged at epoch {self.state.epoch} step {self.state.global_step}", 1
-            )
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+        if flags[0].item() > 0:
+            raise TrainingStopped(f"loss diverged at epoch {self.state.epoch} step {self.state.global_step}", 1)
+        self.stop_requested = flags[1].item() > 0
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.clip > 0:
@@ -210,6 +215,7 @@ class Trainer:
         self.status.write(STARTED, "Starting RT-DETR train.")
         steps_per_epoch = len(self.train_loader)
         with SigtermFlag() as sigterm:
+            self.sigterm = sigterm
             try:
                 while self.state.epoch < self.num_epochs:
                     epoch = self.state.epoch
@@ -228,7 +234,7 @@ class Trainer:
                             self._save(epoch, {}, resume_epoch=epoch)
                         if world.is_main and (step % 10 == 0 or step == steps_per_epoch - 1):
                             self._progress(epoch, step, steps_per_epoch, total / count, started)
-                        if sigterm.raised:
+                        if self.stop_requested:
                             self._save(epoch, {}, resume_epoch=epoch)
                             raise TrainingStopped(
                                 f"interrupted by SIGTERM at epoch {epoch} step {self.state.global_step}; "

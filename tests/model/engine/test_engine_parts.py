@@ -124,3 +124,36 @@ def test_tao_launch_variables():
     assert "WORLD_SIZE" not in child_env  # TAO's WORLD_SIZE meant nodes; torchrun sets its own
     plan = plan_launch({"num_gpus": 2}, env={"NUM_NODES": "3", "TAO_VISIBLE_DEVICES": "2,3"})
     assert plan.num_nodes == 3 and plan.visible_devices == "2,3"
+
+
+def test_activation_checkpointing_keeps_outputs_and_gradients():
+    from model import build_model
+    from model.engine import activation_checkpoint
+
+    spec = {
+        "model": {"backbone": "resnet_18", "hidden_dim": 32, "nheads": 4, "feat_channels": [32, 32, 32],
+                  "dim_feedforward": 64, "dec_layers": 1, "num_queries": 10, "num_select": 10, "dn_number": 0},
+        "dataset": {"num_classes": 3, "augmentation": {"eval_spatial_size": [64, 64]}},
+    }  # fmt: skip
+    torch.manual_seed(0)
+    plain = build_model(spec)
+    wrapped = build_model(spec)
+    wrapped.load_state_dict(plain.state_dict())
+    assert activation_checkpoint.enable(wrapped) > 8
+    plain.eval(), wrapped.eval()  # identical BatchNorm behaviour for the comparison
+    for m in (plain, wrapped):
+        for module in m.modules():
+            module.training = not isinstance(module, nn.BatchNorm2d)
+    x = torch.rand(2, 3, 64, 64)
+    grads = []
+    for m in (plain, wrapped):
+        out = m.backbone(x)
+        loss = sum(o.square().mean() for o in m.encoder(out))
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6)
+    assert activation_checkpoint.wanted({"train": {"activation_checkpoint": True}}, world_size=1)
+    assert not activation_checkpoint.wanted({"train": {"activation_checkpoint": True}}, world_size=2)
+    assert not activation_checkpoint.wanted({"train": {"activation_checkpoint": False}}, world_size=1)

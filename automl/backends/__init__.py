@@ -1,0 +1,1 @@
+"""Search backends behind one small interface: ``optuna`` (default) and ``ray``."""

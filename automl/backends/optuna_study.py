@@ -1,0 +1,94 @@
+"""The Optuna side of a sweep: storage, sampler and pruner from the AutoML settings.
+
+Storage is a journal file inside the sweep folder by default (``<sweep>/optuna.journal``), or any
+Optuna storage URL (``--storage postgresql://...``, ``sqlite:///...``, ``redis://...`` for a journal
+on Redis), so more processes or machines can join with ``automl worker``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from automl.errors import SettingError
+from automl.settings import AutomlSettings
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def make_storage(storage: str | None, sweep_dir: Path) -> Any:
+    if not storage:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        return JournalStorage(JournalFileBackend(str(sweep_dir / "optuna.journal")))
+    if storage.startswith("redis://"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalRedisBackend
+
+        return JournalStorage(JournalRedisBackend(storage))
+    if storage.endswith(".journal") or storage.startswith("journal://"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        return JournalStorage(JournalFileBackend(storage.removeprefix("journal://")))
+    if "://" not in storage:
+        raise SettingError(
+            f"--storage: {storage!r} is not a storage URL; use postgresql://user:pw@host/db, sqlite:///file.db, "
+            f"redis://host:6379 or a path ending in .journal"
+        )
+    return optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=180)
+
+
+def make_sampler(settings: AutomlSettings) -> optuna.samplers.BaseSampler:
+    seed = settings.seed
+    if settings.algorithm == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if settings.algorithm == "bayesian":
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=min(10, max(2, settings.max_recommendations // 3))
+        )
+    # TPE: few random start-up trials for short sweeps, constant liar so parallel trials spread out
+    startup = min(10, max(2, settings.max_recommendations // 4))
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True
+    )
+
+
+def make_pruner(settings: AutomlSettings, max_epochs: int) -> optuna.pruners.BasePruner:
+    """Multi-fidelity over epochs: each trial keeps training in its own process until pruned."""
+    if settings.fidelity == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max(2, max_epochs), reduction_factor=settings.reduction_factor
+        )
+    if settings.fidelity == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=1, reduction_factor=settings.reduction_factor
+        )
+    if settings.fidelity == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(
+    name: str, storage: Any, settings: AutomlSettings, max_epochs: int, *, create: bool
+) -> optuna.Study:
+    direction = "maximize" if settings.direction == "maximize" else "minimize"
+    sampler, pruner = make_sampler(settings), make_pruner(settings, max_epochs)
+    if create:
+        return optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction=direction,
+            load_if_exists=True,
+        )
+    try:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        raise SettingError(
+            f"--study: no study named {name!r} in that storage; start the sweep with automl run"
+        ) from None

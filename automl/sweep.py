@@ -1,0 +1,216 @@
+"""One sweep: ask the backend for parameters, run each trial as a real training process, tell results.
+
+Trials run concurrently (one thread per running trial): on GPUs each trial gets ``train.num_gpus``
+devices of its own, on a CPU machine ``concurrency`` slots. A pruned trial's processes stop; a trial
+that keeps going keeps training in the same process. ``summary.json`` is rewritten after every event.
+If every trial fails, the sweep stops early and reports the shared cause.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from automl.display import SweepDisplay
+from automl.gpu_pool import GpuPool
+from automl.launcher import EpochReport, TrialOutcome, run_trial
+from automl.sampling import sample_params
+from automl.search_param import SearchSpace
+from automl.selection import best_trial, keep_only_best_checkpoint, shared_failure
+from automl.settings import AutomlSettings
+from automl.space import apply_params
+from automl.spec import get_dotted, set_dotted
+from automl.summary import SweepRecord
+
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+
+
+@dataclass
+class SweepPlan:
+    folder: Path
+    base_spec: dict[str, Any]
+    space: SearchSpace | None  # None: plain training (policy off)
+    settings: AutomlSettings
+    max_epochs: int
+    concurrency: int
+    devices: list[int] | None = None
+    study: optuna.Study | None = None
+    trial_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def multi_fidelity(self) -> bool:
+        return self.space is not None and self.settings.fidelity in ("hyperband", "asha")
+
+
+def trial_spec(
+    base: dict[str, Any], params: dict[str, Any], max_epochs: int, validate_every_epoch: bool
+) -> dict[str, Any]:
+    spec = apply_params(base, params)
+    spec = set_dotted(spec, "train.num_epochs", max_epochs)
+    if validate_every_epoch or int(get_dotted(spec, "train.validation_interval", 1)) > max_epochs:
+        spec = set_dotted(spec, "train.validation_interval", 1)
+    if int(get_dotted(spec, "train.checkpoint_interval", 1)) > max_epochs:
+        spec = set_dotted(spec, "train.checkpoint_interval", max_epochs)
+    spec = set_dotted(spec, "train.resume_training_checkpoint_path", "")
+    return spec
+
+
+class Sweep:
+    def __init__(self, plan: SweepPlan, record: SweepRecord, display: SweepDisplay):
+        self.plan = plan
+        self.record = record
+        self.display = display
+        self.lock = threading.Lock()
+        self.stop_reason: str | None = None
+        num_gpus = int(get_dotted(plan.base_spec, "train.num_gpus", 1) or 1)
+        self.gpus_per_trial = num_gpus
+        self.pool = GpuPool(plan.devices, concurrency=plan.concurrency)
+
+    # --- counting -----------------------------------------------------------------------------
+    def _finished(self) -> list[dict[str, Any]]:
+        return [t for t in self.record.trials() if t.get("state") in FINISHED and not t.get("requeued")]
+
+    def total(self) -> int:
+        return 1 if self.plan.space is None else self.plan.settings.max_recommendations
+
+    # --- one trial ----------------------------------------------------------------------------
+    def _ask(self) -> tuple[int, dict[str, Any], Any, str | None]:
+        if self.plan.study is None:
+            trials = self.record.trials()
+            resumed = {t.get("resumed_from") for t in trials}
+            pending = [t["folder"] for t in trials if t.get("requeued") and t.get("folder") not in resumed]
+            return len(trials), {}, None, (pending[0] if pending else None)
+        with self.lock:
+            trial = self.plan.study.ask()
+        assert self.plan.space is not None  # internal invariant: a study always comes with a space
+        params = sample_params(self.plan.space, trial)
+        return trial.number, params, trial, trial.user_attrs.get("resume_folder")
+
+    def run_one(self) -> dict[str, Any]:
+        number, params, trial, resume_from = self._ask()
+        folder = self.plan.folder / "trials" / f"{number:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if resume_from and (Path(resume_from) / "train").is_dir() and not (folder / "train").exists():
+            shutil.copytree(Path(resume_from) / "train", folder / "train", symlinks=True)
+        spec = trial_spec(self.plan.base_spec, params, self.plan.max_epochs, self.plan.multi_fidelity)
+        entry = {
+            "number": number,
+            "state": "RUNNING",
+            "params": params,
+            "folder": str(folder),
+            "started": time.time(),
+        }
+        if resume_from:
+            entry["resumed_from"] = resume_from
+        self.record.upsert_trial(entry)
+        self.display.trial_started(number, params, self.plan.max_epochs)
+        devices = self.pool.acquire(self.gpus_per_trial)
+        try:
+            outcome = run_trial(
+                folder, spec, on_epoch=lambda report: self._on_epoch(number, trial, report),
+                metric=self.plan.settings.metric, devices=devices or None,
+                timeout=self.plan.settings.timeout_per_trial, env=self.plan.trial_env,
+            )  # fmt: skip
+        finally:
+            self.pool.release(devices)
+        return self._finish(number, trial, outcome, entry)
+
+    def _on_epoch(self, number: int, trial: Any, report: EpochReport) -> bool:
+        value = report.metrics.get(self.plan.settings.metric)
+        self.display.epoch(number, report.epoch, value)
+        if trial is None or value is None:
+            return False
+        with self.lock:
+            trial.report(float(value), step=report.epoch)
+            if self.plan.settings.fidelity == "none":
+                return False
+            return bool(trial.should_prune())
+
+    def _finish(
+        self, number: int, trial: Any, outcome: TrialOutcome, entry: dict[str, Any]
+    ) -> dict[str, Any]:
+        state = outcome.state
+        if state == "COMPLETE" and outcome.best_value is None:
+            state, outcome.failure_class = "FAIL", "no_metric"
+            outcome.reason = f"training finished without a {self.plan.settings.metric} value"
+        if trial is not None:
+            with self.lock:
+                if state == "COMPLETE":
+                    self.plan.study.tell(trial, outcome.best_value)
+                elif state == "PRUNED":
+                    self.plan.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    self.plan.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        done = {
+            **entry,
+            "state": state,
+            "value": outcome.best_value,
+            "best_epoch": outcome.best_epoch,
+            "last_epoch": outcome.last_epoch,
+            "last_value": outcome.history[-1].metrics.get(self.plan.settings.metric)
+            if outcome.history
+            else None,
+            "checkpoint": outcome.best_checkpoint,
+            "seconds": round(outcome.seconds, 2),
+            "failure_class": outcome.failure_class,
+            "error": outcome.reason,
+            "log": outcome.log_path,
+        }
+        if self.plan.settings.delete_intermediate_ckpt and self.plan.space is not None:
+            keep_only_best_checkpoint(Path(entry["folder"]) / "train", outcome.best_epoch)
+        self.record.upsert_trial(done)
+        self.display.trial_finished(number, state, outcome.best_value, outcome.reason)
+        return done
+
+    # --- the loop -----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        total = self.total()
+        launched = len(self._finished())
+        futures: set[Future] = set()
+        with ThreadPoolExecutor(max_workers=max(1, self.plan.concurrency)) as pool:
+            while True:
+                while launched < total and len(futures) < self.plan.concurrency and not self.stop_reason:
+                    futures.add(pool.submit(self.run_one))
+                    launched += 1
+                if not futures:
+                    break
+                done, futures = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+                finished = self._finished()
+                cause = shared_failure(finished)
+                if cause and len(finished) >= min(total, 3):
+                    self.stop_reason = cause
+        return self.conclude()
+
+    def conclude(self) -> dict[str, Any]:
+        trials = self.record.trials()
+        best = best_trial(
+            trials,
+            multi_fidelity=self.plan.multi_fidelity,
+            maximize=self.plan.settings.direction == "maximize",
+        )
+        status = "FINISHED" if best is not None else "FAILED"
+        cause = self.stop_reason or shared_failure(self._finished())
+        summary_best = None
+        if best is not None:
+            summary_best = {
+                "trial": best["number"],
+                "params": best.get("params", {}),
+                "value": best["value"],
+                "metric": self.plan.settings.metric,
+                "best_epoch": best.get("best_epoch"),
+                "last_value": best.get("last_value"),
+                "checkpoint": best.get("checkpoint"),
+                "folder": best.get("folder"),
+            }
+        self.record.set(status=status, best=summary_best, stopped_early=cause if self.stop_reason else None,
+                        failure=cause if best is None else None, finished=time.time())  # fmt: skip
+        return self.record.data

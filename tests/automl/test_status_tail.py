@@ -1,0 +1,77 @@
+"""Tailing status.json while a trainer appends to it."""
+
+from __future__ import annotations
+
+import json
+
+from automl.status_tail import EpochReport, StatusTail, best_report, epoch_report, parse_seconds
+
+
+def running(epoch: int, map50: str, **kpi: str) -> dict:
+    return {
+        "status": "RUNNING",
+        "epoch": epoch,
+        "max_epoch": 9,
+        "time_per_epoch": "0:01:05",
+        "eta": "0:09:00",
+        "kpi": {
+            "train_loss": "12.5",
+            "lr": "0.0001",
+            "val_loss": "3.25",
+            "val_mAP": "0.1",
+            "val_mAP50": map50,
+            **kpi,
+        },
+    }
+
+
+def test_missing_file_then_lines_as_they_are_appended(tmp_path):
+    path = tmp_path / "train" / "status.json"
+    tail = StatusTail(path)
+    assert tail.read() == []
+    path.parent.mkdir()
+    started = json.dumps({"status": "STARTED", "message": "Starting RT-DETR train."})
+    first = json.dumps(running(0, "0.25"))
+    path.write_text(started + "\n" + first[:40])  # the writer is half-way through a line
+    assert [line["status"] for line in tail.read()] == ["STARTED"]
+    with open(path, "a") as handle:
+        handle.write(first[40:] + "\n")
+    (line,) = tail.read()
+    assert line["epoch"] == 0
+    assert tail.read() == []
+
+
+def test_offset_skips_lines_of_an_earlier_run(tmp_path):
+    path = tmp_path / "status.json"
+    path.write_text(json.dumps(running(0, "0.1")) + "\n")
+    tail = StatusTail(path, offset=path.stat().st_size)
+    with open(path, "a") as handle:
+        handle.write("not json\n" + json.dumps(running(1, "0.2")) + "\n")
+    assert [line["epoch"] for line in tail.read()] == [1]
+
+
+def test_epoch_report_parses_kpi_strings_and_time():
+    report = epoch_report(running(4, "0.5"), "val_mAP50")
+    assert report == EpochReport(
+        4,
+        {
+            "train_loss": 12.5,
+            "lr": 0.0001,
+            "val_loss": 3.25,
+            "val_mAP": 0.1,
+            "val_mAP50": 0.5,
+            "seconds": 65.0,
+        },
+    )
+    no_validation = running(5, "0.5")
+    del no_validation["kpi"]["val_mAP50"]
+    assert epoch_report(no_validation, "val_mAP50") is None
+    assert epoch_report({"status": "SUCCESS", "kpi": {"best_val_mAP50": "0.5"}}, "best_val_mAP50") is None
+    assert parse_seconds("1:00:01") == 3601.0 and parse_seconds(2.5) == 2.5 and parse_seconds("") is None
+
+
+def test_best_report_takes_the_largest_finite_value_earliest_on_ties():
+    history = [EpochReport(0, {"m": 0.2}), EpochReport(1, {"m": float("nan")}), EpochReport(2, {"m": 0.4}),
+               EpochReport(3, {"m": 0.4})]  # fmt: skip
+    assert best_report(history, "m").epoch == 2
+    assert best_report([], "m") is None

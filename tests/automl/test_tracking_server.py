@@ -1,0 +1,137 @@
+"""Tracking through a real ``mlflow server``, including the server dying mid-sweep and ``automl sync``."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from automl.tracking import Tracker
+from automl.tracking_sync import sync_sweep
+from automl.ui import free_port, server_env, stop, wait_until_up
+from tests.automl.synthetic_sweep import BEST, TRIALS, run_sweep
+
+EXPERIMENT = "server-test"
+
+
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1 with a SQLite store and proxied artifacts in a tmp folder."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = ["mlflow", "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+                   "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
+                   "--port", str(self.port), "--workers", "1"]  # fmt: skip
+        import sys
+
+        command = [sys.executable, "-m", *command]
+        log = open(self.root / "server.log", "ab")
+        self.process = subprocess.Popen(
+            command, env=server_env(), stdout=log, stderr=log, start_new_session=True
+        )
+        if not wait_until_up(self.url, self.process, timeout=90):
+            self.stop()
+            pytest.fail(f"mlflow server did not start: {(self.root / 'server.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    srv = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def counts(client: MlflowClient, experiment: str) -> tuple[int, int]:
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    points = sum(len(client.get_metric_history(r.info.run_id, k)) for r in runs for k in r.data.metrics)
+    return len(runs), points
+
+
+def test_sweep_tracked_through_a_server(server: MlflowServer, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep-served"
+    tracker = Tracker.open(server.url, EXPERIMENT, sweep)
+    run_sweep(tracker, sweep)
+    assert not tracker.degraded and tracker.missed == []
+    client = MlflowClient(server.url)
+    parent = client.get_run(tracker.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.params["best.model.backbone"] == "resnet_34"
+    for number, (_state, params, values) in TRIALS.items():
+        run = client.get_run(tracker.run_id(number))
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.params == {k: str(v) for k, v in params.items()}
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_mAP50")] == list(
+            range(len(values))
+        )
+        assert {"spec.yaml", "train", "trial_log_tail.txt"} <= {
+            a.path for a in client.list_artifacts(run.info.run_id)
+        }
+    (version,) = client.search_model_versions(f"name = '{EXPERIMENT}-rtdetr'")
+    assert version.run_id == tracker.run_id(BEST) and version.tags["automl.sweep"] == "sweep-served"
+    # artifacts went through the server into its --artifacts-destination
+    assert list((server.root / "artifacts").rglob("model_epoch_002.pth"))
+
+
+def test_server_dying_mid_sweep_then_sync_fills_the_gaps(
+    server: MlflowServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sweep = tmp_path / "sweep-interrupted"
+    caplog.set_level(logging.INFO, logger="automl.tracking")
+    tracker = Tracker.open(server.url, f"{EXPERIMENT}-2", sweep)
+    stopped_at: list[float] = []
+
+    def kill_server() -> None:
+        server.stop()
+        stopped_at.append(time.monotonic())
+
+    run_sweep(tracker, sweep, stop_after=(1, 1), hook=kill_server)  # never raises
+    assert time.monotonic() - stopped_at[0] < 30, "a dead server stalled the sweep"
+    assert tracker.degraded and any("trial 2" in m for m in tracker.missed)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and f"automl sync {sweep}" in warnings[0]
+
+    server.start()
+    client = MlflowClient(server.url)
+    partial_runs, partial_points = counts(client, f"{EXPERIMENT}-2")
+    assert partial_runs == 3  # the sweep run, trial 0 and trial 1 (cut after epoch 1)
+    report = sync_sweep(sweep, server.url, f"{EXPERIMENT}-2")
+    assert report.runs_created == 2 and report.metric_points > 0
+    runs, points = counts(client, f"{EXPERIMENT}-2")
+    assert runs == 1 + len(TRIALS) and points > partial_points
+    for number, (state, _, values) in TRIALS.items():
+        run_id = report_run_id(client, f"{EXPERIMENT}-2", number)
+        history = client.get_metric_history(run_id, "val_mAP50")
+        assert sorted(m.step for m in history) == list(range(len(values))), number
+        assert client.get_run(run_id).info.status == ("FAILED" if state == "FAIL" else "FINISHED")
+    parent = client.get_run(report.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["best.trial"] == str(BEST)
+    assert len(client.search_model_versions(f"name = '{EXPERIMENT}-2-rtdetr'")) == 1
+
+    again = sync_sweep(sweep, server.url, f"{EXPERIMENT}-2")
+    assert (again.runs_created, again.metric_points) == (0, 0)
+    assert counts(client, f"{EXPERIMENT}-2") == (runs, points)
+    assert len(client.search_model_versions(f"name = '{EXPERIMENT}-2-rtdetr'")) == 1
+
+
+def report_run_id(client: MlflowClient, experiment: str, number: int) -> str:
+    exp = client.get_experiment_by_name(experiment)
+    (run,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`automl.trial` = '{number}'")
+    return run.info.run_id
