@@ -23,7 +23,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	test -f $(DATA)/label_map.txt || $(VENV)/bin/rtdetr dataset synth --out $(DATA)
-	$(VENV)/bin/rtdetr validate -e configs/demo.yaml --action train
+	$(VENV)/bin/rtdetr validate -e configs/demo.yaml --action train > /dev/null
+	$(VENV)/bin/rtdetr train -e configs/demo.yaml
+	$(VENV)/bin/rtdetr evaluate -e configs/demo.yaml evaluate.checkpoint=results/demo/train/rtdetr_model_latest.pth
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -96,6 +96,21 @@ def _space(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    from automl.tracking_sync import sync_sweep
+
+    report = sync_sweep(args.sweep, args.tracking_uri, args.experiment)
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from automl.ui import serve_ui
+
+    return serve_ui(args.results_dir, args.port, args.tracking_uri)
+
+
 def _spec_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-e",
@@ -142,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="sweep folder name (default a timestamp)")
     run.add_argument("--resume", metavar="SWEEP", help="continue a sweep that was stopped or killed")
     run.add_argument("--storage", help="Optuna storage URL (default a journal file in the sweep folder)")
+    run.add_argument(
+        "--tracking-uri",
+        help="MLflow store or server (default MLFLOW_TRACKING_URI, else sqlite:///<results-dir>/mlflow.db)",
+    )
+    run.add_argument("--experiment", help="MLflow experiment (default the spec's model_name, else 'automl')")
+    run.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     run.set_defaults(func=_run)
 
     status = sub.add_parser("status", help="the trials of a sweep and its best")
@@ -157,6 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_args(space)
     _space_args(space)
     space.set_defaults(func=_space)
+
+    sync = sub.add_parser("sync", help="log a sweep folder to MLflow (what tracking missed); safe to repeat")
+    sync.add_argument("sweep")
+    sync.add_argument("--tracking-uri")
+    sync.add_argument("--experiment")
+    sync.set_defaults(func=_sync)
+
+    ui = sub.add_parser("ui", help="serve the MLflow UI for a results folder on 127.0.0.1")
+    ui.add_argument(
+        "--results-dir", default="results", help="the folder holding mlflow.db (default ./results)"
+    )
+    ui.add_argument("--port", type=int, default=5000, help="port (0 = a free one; default 5000)")
+    ui.add_argument("--tracking-uri", help="another store instead of <results-dir>/mlflow.db")
+    ui.set_defaults(func=_ui)
 
     val = sub.add_parser(
         "validate", help="check a sweep's base spec (as `rtdetr validate` does) and print it"

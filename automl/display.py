@@ -120,7 +120,9 @@ def _short(name: str, names: Sequence[str]) -> str:
     return name
 
 
-def trials_table(trials: Sequence[dict[str, Any]], best_number: int | None, metric: str = "val_mAP50") -> Table:
+def trials_table(
+    trials: Sequence[dict[str, Any]], best_number: int | None, metric: str = "val_mAP50"
+) -> Table:
     names = sorted({k for t in trials for k in (t.get("params") or {})})
     table = Table(title="trials")
     for column in ("trial", "state", metric, "epochs", "seconds", "parameters", "reason"):

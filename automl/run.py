@@ -26,6 +26,7 @@ from automl.space import build_space, format_space_table
 from automl.spec import get_dotted, resolve_spec, rtdetr_command, set_dotted
 from automl.summary import SweepRecord, read_summary
 from automl.sweep import Sweep, SweepPlan
+from automl.tracking import DEFAULT_EXPERIMENT, Tracker
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SPEC = ROOT / "configs" / "demo.yaml"
@@ -113,7 +114,11 @@ def start(args: Any) -> int:
     space = make_space(schema_path, base, settings, ranges) if decision.search else None
     folder = _sweep_folder(args.results_dir, args.name)
     gpus = visible_gpus()
+    experiment = args.experiment or str(base.get("model_name") or "") or DEFAULT_EXPERIMENT
     config = {
+        "tracking_uri": args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
+        "track": not args.no_track,
+        "experiment": experiment,
         "spec_path": str(spec_path), "overrides": list(args.overrides), "base_spec": base,
         "setting_pairs": settings_from_args(args), "param_ranges": ranges, "schema": str(schema_path),
         "storage": args.storage, "study": folder.name,
@@ -157,9 +162,12 @@ def execute(record: SweepRecord, base: dict[str, Any], space: SearchSpace | None
             from automl.resume import requeue_interrupted
 
             requeue_interrupted(study, record)
+    tracker = Tracker.open(config.get("tracking_uri") if config.get("track", True) else "off",
+                           config.get("experiment") or DEFAULT_EXPERIMENT, record.folder)  # fmt: skip
+    tracker.start_sweep(record.data)
     plan = SweepPlan(
         folder=record.folder, base_spec=base, space=space, settings=settings, max_epochs=max_epochs,
-        concurrency=_concurrency(settings, base, gpus), devices=gpus or None, study=study,
+        concurrency=_concurrency(settings, base, gpus), devices=gpus or None, study=study, tracker=tracker,
         trial_env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")} if os.environ.get("OMP_NUM_THREADS") else {},
     )  # fmt: skip
     with SweepDisplay(settings.metric) as display:
@@ -168,7 +176,12 @@ def execute(record: SweepRecord, base: dict[str, Any], space: SearchSpace | None
             data = sweep.run()
         except KeyboardInterrupt:
             record.set(status="STOPPED")
+            tracker.finish_sweep(record.data)
             raise
+    tracker.finish_sweep(data)
+    if getattr(tracker, "degraded", False):
+        print(f"warning: some tracking was not logged; run `automl sync {record.folder}` when the store is back",
+              flush=True)  # fmt: skip
     display.final_table(data["trials"], (data.get("best") or {}).get("trial"))
     best = data.get("best")
     if best:

@@ -28,6 +28,7 @@ from automl.settings import AutomlSettings
 from automl.space import apply_params
 from automl.spec import get_dotted, set_dotted
 from automl.summary import SweepRecord
+from automl.tracking import NullTracker
 
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
@@ -43,6 +44,7 @@ class SweepPlan:
     devices: list[int] | None = None
     study: optuna.Study | None = None
     trial_env: dict[str, str] = field(default_factory=dict)
+    tracker: Any = field(default_factory=NullTracker)  # automl.tracking.Tracker when tracking is on
 
     @property
     def multi_fidelity(self) -> bool:
@@ -110,6 +112,7 @@ class Sweep:
         if resume_from:
             entry["resumed_from"] = resume_from
         self.record.upsert_trial(entry)
+        self.plan.tracker.trial_started(number, params, folder)
         self.display.trial_started(number, params, self.plan.max_epochs)
         devices = self.pool.acquire(self.gpus_per_trial)
         try:
@@ -124,6 +127,7 @@ class Sweep:
 
     def _on_epoch(self, number: int, trial: Any, report: EpochReport) -> bool:
         value = report.metrics.get(self.plan.settings.metric)
+        self.plan.tracker.trial_epoch(number, report.epoch, report.metrics)
         self.display.epoch(number, report.epoch, value)
         if trial is None or value is None:
             return False
@@ -166,6 +170,7 @@ class Sweep:
         if self.plan.settings.delete_intermediate_ckpt and self.plan.space is not None:
             keep_only_best_checkpoint(Path(entry["folder"]) / "train", outcome.best_epoch)
         self.record.upsert_trial(done)
+        self.plan.tracker.trial_finished(done)
         self.display.trial_finished(number, state, outcome.best_value, outcome.reason)
         return done
 

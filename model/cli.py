@@ -108,13 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     actions = (
         ("train", _train, "train RT-DETR (torchrun when train.num_gpus/num_nodes > 1)"),
         ("evaluate", _action("evaluate"), "COCO mAP of a checkpoint on dataset.test_data_sources"),
-        ("inference", _action("inference"), "detections on dataset.infer_data_sources: images, KITTI, COCO json"),
+        (
+            "inference",
+            _action("inference"),
+            "detections on dataset.infer_data_sources: images, KITTI, COCO json",
+        ),
     )
     for name, func, text in actions:
         act = sub.add_parser(name, help=text)
-        act.add_argument("-e", "--experiment_spec", "--experiment-spec", dest="experiment_spec",
-                         required=name != "train", help="spec YAML (train: default the demo preset)")
-        act.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.num_epochs=5")
+        act.add_argument(
+            "-e",
+            "--experiment_spec",
+            "--experiment-spec",
+            dest="experiment_spec",
+            required=name != "train",
+            help="spec YAML (train: default the demo preset)",
+        )
+        act.add_argument(
+            "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.num_epochs=5"
+        )
         act.set_defaults(func=func)
 
     val = sub.add_parser("validate", help="print the resolved spec for an action, or every problem in it")

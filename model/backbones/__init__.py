@@ -49,7 +49,13 @@ def build_backbone(
     elif name.startswith(TIMM_PREFIXES):
         from model.backbones.timm_backbone import TimmBackbone
 
-        backbone = TimmBackbone(name, return_idx=list(return_idx), pretrained_path=pretrained_path or "")
+        # freeze=True also keeps the backbone's BatchNorm statistics fixed, not only its weights
+        backbone = TimmBackbone(
+            name,
+            return_idx=list(return_idx),
+            pretrained_path=pretrained_path or "",
+            freeze=not train_backbone,
+        )
     elif name.startswith("fan_"):
         raise ConfigError(
             f"model.backbone: {name!r} is not supported yet (FAN backbones need NVIDIA's FAN code); "

@@ -1,9 +1,9 @@
 """The embedded default dataset: synthetic coloured shapes in COCO detection format.
 
 Design. Every image is a dark, noisy background (a tinted flat colour or a two-tint gradient)
-holding 0 to 6 objects, mostly 1 to 3; about one image in twelve is empty. An object is a solid,
+holding 0 to 4 objects, mostly 1 to 3; about one image in sixteen is empty. An object is a solid,
 bright shape (circle, square, triangle, then diamond, cross, star, hexagon, ring when more classes
-are asked for) of any hue, 10% to 50% of the image side (never under 12 px). Placements whose
+are asked for) of any hue, 15% to 45% of the image side (never under 12 px). Placements whose
 box overlaps an earlier box too much (IoU > 0.3, or more than half of the smaller box covered)
 are rejected, so every object stays clearly visible. The class is the shape, never the colour or
 the size. Boxes are the tight boxes of the drawn shapes (alpha >= 0.5), in pixels.
@@ -48,10 +48,10 @@ from model.errors import DataError
 __all__ = ["CLASS_NAMES", "generate_dataset"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-COUNT_WEIGHTS: tuple[float, ...] = (0.08, 0.32, 0.3, 0.18, 0.07, 0.03, 0.02)  # P(n objects), n = 0..6
+COUNT_WEIGHTS: tuple[float, ...] = (0.06, 0.34, 0.34, 0.18, 0.08)  # P(n objects), n = 0..4
 MIN_SIDE_PX = 12
-MIN_SIDE_FRACTION = 0.1
-MAX_SIDE_FRACTION = 0.5
+MIN_SIDE_FRACTION = 0.15
+MAX_SIDE_FRACTION = 0.45
 MAX_IOU = 0.3
 MAX_COVERED = 0.5  # largest share of the smaller box that another box may cover
 PLACEMENT_TRIES = 40

@@ -100,6 +100,9 @@ class Trainer:
         self.sigterm = SigtermFlag()
         self.stop_requested = False
         self.precision = str(self.train_cfg.get("precision", "fp32"))
+        if self.precision == "fp16" and world.device.type != "cuda" and world.is_main:
+            print("warning: train.precision=fp16 needs a GPU; training in fp32 on the CPU (bf16 works on CPUs)",
+                  flush=True)  # fmt: skip
         self.clip = float(self.train_cfg.get("clip_grad_norm") or 0.0)
         self.num_epochs = int(self.train_cfg["num_epochs"])
         # Validation scores every class, as TAO's trainer does (eval_class_ids is for `rtdetr evaluate`).
@@ -178,12 +181,15 @@ class Trainer:
         # one collective per step carries both "some rank's loss is not finite" and "some rank got
         # SIGTERM", so every rank stops at the same step and none waits for the others
         flags = torch.tensor(
-            [0.0 if torch.isfinite(loss).item() else 1.0, 1.0 if self.sigterm.raised else 0.0], device=self.world.device
+            [0.0 if torch.isfinite(loss).item() else 1.0, 1.0 if self.sigterm.raised else 0.0],
+            device=self.world.device,
         )
         if self.world.distributed:
             torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
         if flags[0].item() > 0:
-            raise TrainingStopped(f"loss diverged at epoch {self.state.epoch} step {self.state.global_step}", 1)
+            raise TrainingStopped(
+                f"loss diverged at epoch {self.state.epoch} step {self.state.global_step}", 1
+            )
         self.stop_requested = flags[1].item() > 0
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

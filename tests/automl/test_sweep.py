@@ -55,6 +55,23 @@ def test_search_runs_trials_and_picks_the_best(spec_file, tmp_path):
     folder = Path(trials[0]["folder"])
     assert (folder / "spec.yaml").is_file() and (folder / "train" / "status.json").is_file()
     assert "AutoML: search" in proc.stdout and "sweep folder:" in proc.stdout
+    # every trial is an MLflow child run of the sweep in the default SQLite store under the results dir
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("automl")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(children) == 3
+    history = client.get_metric_history(children[0].info.run_id, "val_mAP50")
+    assert [m.step for m in history] == [0, 1]
+    assert any(k.startswith("train.optim.lr") for k in children[0].data.params)
+    assert {c.data.tags.get("state") for c in children} <= {"COMPLETE", "PRUNED"}
+    artifacts = {a.path for a in client.list_artifacts(children[0].info.run_id)}
+    assert "spec.yaml" in artifacts
+    versions = client.search_model_versions("name = 'automl-rtdetr'")
+    assert len(versions) == 1 and versions[0].tags.get("automl.trial") == str(best["trial"])
     status = automl("status", str(tmp_path / "s1"))
     assert status.returncode == 0 and "COMPLETE" in status.stdout and "best: trial" in status.stdout
     best_cli = automl("best", str(tmp_path / "s1"), "--json")

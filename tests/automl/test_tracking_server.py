@@ -135,3 +135,65 @@ def report_run_id(client: MlflowClient, experiment: str, number: int) -> str:
     exp = client.get_experiment_by_name(experiment)
     (run,) = client.search_runs([exp.experiment_id], filter_string=f"tags.`automl.trial` = '{number}'")
     return run.info.run_id
+
+
+@pytest.mark.slow
+def test_real_sweep_to_a_server_that_dies_midway(server, synthetic_data, tmp_path):
+    """`automl run --tracking-uri http://...` with real trials; the server stops during a second
+    sweep, which still finishes; `automl sync` then fills in what was missing, once."""
+    import json
+    import os
+    import sys
+
+    from tests.conftest import tiny_spec, write_spec
+
+    spec = write_spec(
+        tmp_path / "spec.yaml", tiny_spec(synthetic_data, tmp_path / "unused", train={"num_epochs": 2})
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "automl.cli", "run", "-e", str(spec), "--trials", "2", "--max-epochs", "2",
+            "--results-dir", str(tmp_path), "--tracking-uri", server.url, "--experiment", "real-sweep"]  # fmt: skip
+    first = subprocess.run([*base, "--name", "one"], capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    client = MlflowClient(tracking_uri=server.url)
+    experiment = client.get_experiment_by_name("real-sweep")
+
+    def runs_of(sweep: str) -> tuple[list, list]:
+        runs = client.search_runs([experiment.experiment_id])
+        parents = [r for r in runs if r.info.run_name == sweep]
+        ids = {p.info.run_id for p in parents}
+        return parents, [r for r in runs if r.data.tags.get("mlflow.parentRunId") in ids]
+
+    parents, children = runs_of("one")
+    assert len(parents) == 1 and len(children) == 2
+    assert len(client.get_metric_history(children[0].info.run_id, "val_mAP50")) == 2
+
+    proc = subprocess.Popen(
+        [*base, "--name", "two"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    summary = tmp_path / "two" / "summary.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if summary.exists() and json.loads(summary.read_text())["trials"]:
+            break
+        time.sleep(0.5)
+    server.stop()
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert json.loads(summary.read_text())["status"] == "FINISHED"
+    assert "automl sync" in out  # the sweep said what was not logged and how to fix it
+    server.start()
+    client = MlflowClient(tracking_uri=server.url)
+    synced = subprocess.run([sys.executable, "-m", "automl.cli", "sync", str(tmp_path / "two")],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    parents, children = runs_of("two")
+    assert len(parents) == 1 and len(children) == 2
+    points = sum(len(client.get_metric_history(c.info.run_id, "val_mAP50")) for c in children)
+    assert points == 4
+    again = subprocess.run([sys.executable, "-m", "automl.cli", "sync", str(tmp_path / "two")],
+                           capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert again.returncode == 0
+    parents, children = runs_of("two")
+    assert len(parents) == 1 and len(children) == 2
+    assert sum(len(client.get_metric_history(c.info.run_id, "val_mAP50")) for c in children) == points

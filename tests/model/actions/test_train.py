@@ -71,6 +71,16 @@ def test_train_writes_tao_layout_then_resumes(synthetic_data, tmp_path):
     assert epochs == [0, 1, 2]
 
 
+def test_dry_run_takes_one_step_and_saves_nothing(synthetic_data, tmp_path):
+    spec = tiny_spec(synthetic_data, tmp_path / "out", train={"num_epochs": 5, "is_dry_run": True})
+    proc = rtdetr("train", "-e", str(write_spec(tmp_path / "spec.yaml", spec)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "out" / "train"
+    assert [line["status"] for line in status_lines(folder)] == ["STARTED", "RUNNING", "SUCCESS"]
+    assert "step 1/" in proc.stdout and "step 2/" not in proc.stdout
+    assert not list(folder.glob("model_epoch_*.pth"))
+
+
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(synthetic_data, tmp_path):
     spec = tiny_spec(synthetic_data, tmp_path / "out", train={"num_epochs": 50}, dataset={"batch_size": 2})
     path = write_spec(tmp_path / "spec.yaml", spec)
