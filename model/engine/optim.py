@@ -44,7 +44,7 @@ def build_optimizer(model: nn.Module, optim: Mapping[str, Any]) -> torch.optim.O
     name = optim.get("optimizer", "AdamW")
     if name != "AdamW":
         raise ConfigError(
-            f"train.optim.optimizer: {name!r} is not implemented for RT-DETR (as in TAO); use AdamW"
+            f"train.optim.optimizer: {name!r} is not available for RT-DETR (TAO's trainer has only AdamW); use AdamW"
         )
     return torch.optim.AdamW(parameter_groups(model, optim), betas=(0.9, 0.999))
 
