@@ -76,8 +76,11 @@ def train_worker(spec: dict[str, Any]) -> int:
     from model.engine import activation_checkpoint
     from model.engine.distributed import init_world, shutdown_world
     from model.engine.status import StatusLogger
+    from model.engine.timing import SetupClock
     from model.engine.trainer import Trainer, TrainingStopped
     from model.rtdetr import build_criterion, build_model, build_postprocessor
+
+    clock = SetupClock()
 
     results_dir = Path(action_results_dir(spec, "train"))
     prepare_results_dir(results_dir)
@@ -93,6 +96,7 @@ def train_worker(spec: dict[str, Any]) -> int:
             seed = max(0, int(train.get("seed", 0)))
             train_loader = build_dataloader(spec, "train", rank=world.rank, world_size=world.size, seed=seed)
             val_loader = build_dataloader(spec, "val", rank=world.rank, world_size=world.size, seed=seed)
+            clock.mark("data")
             model = build_model(spec)
             if train.get("pretrained_model_path"):
                 report = load_weights(model, train["pretrained_model_path"])
@@ -113,6 +117,10 @@ def train_worker(spec: dict[str, Any]) -> int:
             }
             trainer = Trainer(spec, results_dir, world, parts)
             trainer.resume_from(train.get("resume_training_checkpoint_path") or None)
+            clock.mark("model")
+            trainer.setup_seconds = clock.phases
+            if world.is_main:
+                print(clock.line(), flush=True)
             state = trainer.fit(dry_run=bool(train.get("is_dry_run")))
             if world.is_main and state.best_epoch >= 0:
                 print(

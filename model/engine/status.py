@@ -51,7 +51,7 @@ class StatusLogger:
         return line
 
     def epoch(
-        self, epoch: int, max_epoch: int, seconds: float, kpi: dict[str, Any], message: str = ""
+        self, epoch: int, max_epoch: int, seconds: float, kpi: dict[str, Any], message: str = "", **extra: Any
     ) -> dict[str, Any]:
         remaining = max(0, max_epoch - epoch) * seconds
         return self.write(
@@ -62,6 +62,7 @@ class StatusLogger:
             time_per_epoch=_hms(seconds),
             eta=_hms(remaining),
             kpi=kpi,
+            **extra,
         )
 
 

@@ -99,6 +99,7 @@ class Trainer:
         self.state = TrainState()
         self.sigterm = SigtermFlag()
         self.stop_requested = False
+        self.setup_seconds: dict[str, float] = {}
         self.precision = str(self.train_cfg.get("precision", "fp32"))
         if self.precision == "fp16" and world.device.type != "cuda" and world.is_main:
             print("warning: train.precision=fp16 needs a GPU; training in fp32 on the CPU (bf16 works on CPUs)",
@@ -218,7 +219,7 @@ class Trainer:
         val_every = int(cfg.get("validation_interval") or 1)
         ckpt_every = int(cfg.get("checkpoint_interval") or 1)
         by_step = cfg.get("checkpoint_interval_unit") == "step"
-        self.status.write(STARTED, "Starting RT-DETR train.")
+        self.status.write(STARTED, "Starting RT-DETR train.", setup_seconds=self.setup_seconds)
         steps_per_epoch = len(self.train_loader)
         with SigtermFlag() as sigterm:
             self.sigterm = sigterm
@@ -272,7 +273,9 @@ class Trainer:
                             )
                         saved = self._save(epoch, kpi, resume_epoch=epoch + 1)
                     self.state.history.append({"epoch": epoch, "seconds": round(seconds, 3), **kpi})
-                    self.status.epoch(epoch, self.num_epochs - 1, seconds, kpi)
+                    self.status.epoch(
+                        epoch, self.num_epochs - 1, seconds, kpi, epoch_seconds=round(seconds, 3)
+                    )
                     if world.is_main:
                         shown = " ".join(f"{k}={v:.4g}" for k, v in kpi.items() if isinstance(v, float))
                         print(f"epoch {epoch}/{self.num_epochs - 1} done in {seconds:.1f}s: {shown}"
