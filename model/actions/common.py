@@ -84,6 +84,30 @@ def launch(spec: Mapping[str, Any], section: str, argv: Sequence[str], worker: C
 
 
 @contextmanager
+def action_session(
+    spec: Mapping[str, Any], action: str, started: str | None
+) -> Iterator[tuple[Path, Any, Any]]:
+    """One worker of an action: its results folder (checked writable), its place in the world, its
+    status.json (STARTED ``started`` when given; FAILURE with the message of any error) and
+    experiment.yaml. Yields ``(results_dir, world, status)``; leaves the process group on exit."""
+    from model.engine.distributed import init_world, shutdown_world
+    from model.engine.status import STARTED
+
+    results_dir = prepare_results_dir(Path(action_results_dir(spec, action)))
+    world = init_world()
+    status = StatusLogger(results_dir, enabled=world.is_main)
+    try:
+        with failure_status(status):
+            if started:
+                status.write(STARTED, started)
+            if world.is_main:
+                write_experiment_yaml(results_dir, spec)
+            yield results_dir, world, status
+    finally:
+        shutdown_world()
+
+
+@contextmanager
 def failure_status(status: StatusLogger) -> Iterator[None]:
     """Any error escaping the action becomes a FAILURE line with its message, then propagates."""
     try:

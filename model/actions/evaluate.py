@@ -21,18 +21,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from model.actions.common import (
-    action_results_dir,
-    failure_status,
+    action_session,
     launch,
-    prepare_results_dir,
-    write_experiment_yaml,
 )
 from model.engine.coco_metrics import STAT_NAMES
 
@@ -148,30 +144,20 @@ def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
 def evaluate_worker(spec: dict[str, Any]) -> int:
     """One process of the evaluation (the only one without torchrun)."""
     from model.actions.trained_model import load_trained_model
-    from model.engine.distributed import init_world, shutdown_world
-    from model.engine.status import STARTED, SUCCESS, StatusLogger
+    from model.engine.status import SUCCESS
 
-    results_dir = prepare_results_dir(Path(action_results_dir(spec, "evaluate")))
-    world = init_world()
-    status = StatusLogger(results_dir, enabled=world.is_main)
-    try:
-        with failure_status(status):
-            status.write(STARTED, "Starting RT-DETR evaluate.")
-            if world.is_main:
-                write_experiment_yaml(results_dir, spec)
-            model, report = load_trained_model(spec, "evaluate")
-            if world.is_main:
-                print(report.summary(), flush=True)
-            metrics = evaluate_model(spec, model.to(world.device), world)
-            results = _results(spec, metrics, report.source)
-            if world.is_main:
-                (results_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-                print(f"COCO box metrics on {results['images']} test images ({report.path}):")
-                print(format_stats(metrics["stats"]), flush=True)
-                print(f"Results in {results_dir}", flush=True)
-            kpi = {"test_mAP": results["mAP"], "test_mAP50": results["mAP50"]}
-            kpi.update({f"test_{name}": value for name, value in results["stats"].items()})
-            status.write(SUCCESS, "Evaluation finished successfully.", kpi=kpi)
-        return 0
-    finally:
-        shutdown_world()
+    with action_session(spec, "evaluate", "Starting RT-DETR evaluate.") as (results_dir, world, status):
+        model, report = load_trained_model(spec, "evaluate")
+        if world.is_main:
+            print(report.summary(), flush=True)
+        metrics = evaluate_model(spec, model.to(world.device), world)
+        results = _results(spec, metrics, report.source)
+        if world.is_main:
+            (results_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+            print(f"COCO box metrics on {results['images']} test images ({report.path}):")
+            print(format_stats(metrics["stats"]), flush=True)
+            print(f"Results in {results_dir}", flush=True)
+        kpi = {"test_mAP": results["mAP"], "test_mAP50": results["mAP50"]}
+        kpi.update({f"test_{name}": value for name, value in results["stats"].items()})
+        status.write(SUCCESS, "Evaluation finished successfully.", kpi=kpi)
+    return 0

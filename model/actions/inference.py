@@ -25,11 +25,8 @@ import torch
 from PIL import Image
 
 from model.actions.common import (
-    action_results_dir,
-    failure_status,
+    action_session,
     launch,
-    prepare_results_dir,
-    write_experiment_yaml,
 )
 from model.actions.prediction_files import Detection, coco_records, kitti_line, unique_output_names
 
@@ -168,70 +165,61 @@ def inference_worker(spec: dict[str, Any]) -> int:
     from model.actions.trained_model import load_trained_model
     from model.data import build_infer_dataset, read_classmap
     from model.data.infer_source import collate_infer
-    from model.engine.distributed import all_gather_objects, init_world, shutdown_world
-    from model.engine.status import STARTED, SUCCESS, StatusLogger
+    from model.engine.distributed import all_gather_objects
+    from model.engine.status import SUCCESS
     from model.rtdetr import build_postprocessor
 
-    results_dir = prepare_results_dir(Path(action_results_dir(spec, "inference")))
-    world = init_world()
-    status = StatusLogger(results_dir, enabled=world.is_main)
-    try:
-        with failure_status(status):
-            status.write(STARTED, "Starting RT-DETR inference.")
-            if world.is_main:
-                write_experiment_yaml(results_dir, spec)
-            section, dataset_spec = spec["inference"], spec["dataset"]
-            threshold = float(section.get("conf_threshold", 0.5))
-            outline = int(section.get("outline_width") or 3)
-            names = category_names(
-                read_classmap((dataset_spec.get("infer_data_sources") or {}).get("classmap") or ""),
-                int(dataset_spec.get("num_classes", 80)),
-                bool(dataset_spec.get("remap_mscoco_category")),
-            )
-            colors = class_colors(names, section.get("color_map"))
-            dataset = build_infer_dataset(spec)
-            outputs = unique_output_names([name for _, name in dataset.files])
-            model, report = load_trained_model(spec, "inference")
-            if world.is_main:
-                print(report.summary(), flush=True)
-            model.to(world.device)
-            postprocessor = build_postprocessor(spec).to(world.device)
-            mine = list(range(world.rank, len(dataset), world.size))
-            loader = DataLoader(
-                Subset(dataset, mine),
-                batch_size=_batch_size(spec),
-                shuffle=False,
-                collate_fn=collate_infer,
-                num_workers=int(dataset_spec.get("workers") or 0),
-            )
-            writer = _ImageOutputs(results_dir, names, colors, outline, threshold, outputs)
-            records, unnamed = writer.run(model, postprocessor, loader, mine, world.device)
-            gathered = all_gather_objects((records, sorted(unnamed)), world)
-            all_records = sorted(
-                (r for part, _ in gathered for r in part), key=lambda r: (r["image_id"], -r["score"])
-            )
-            all_unnamed = sorted({label for _, part in gathered for label in part})
-            if world.is_main:
-                (results_dir / "results.json").write_text(json.dumps(all_records, indent=1), encoding="utf-8")
-                # Id 0 unnamed means a classmap for ids 1..K: label 0 is the unused background slot.
-                noteworthy = [label for label in all_unnamed if label != 0]
-                if noteworthy:
-                    print(
-                        f"warning: detections of category ids {noteworthy} were left out: the classmap "
-                        f"{dataset_spec['infer_data_sources'].get('classmap')} names no class for them",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+    with action_session(spec, "inference", "Starting RT-DETR inference.") as (results_dir, world, status):
+        section, dataset_spec = spec["inference"], spec["dataset"]
+        threshold = float(section.get("conf_threshold", 0.5))
+        outline = int(section.get("outline_width") or 3)
+        names = category_names(
+            read_classmap((dataset_spec.get("infer_data_sources") or {}).get("classmap") or ""),
+            int(dataset_spec.get("num_classes", 80)),
+            bool(dataset_spec.get("remap_mscoco_category")),
+        )
+        colors = class_colors(names, section.get("color_map"))
+        dataset = build_infer_dataset(spec)
+        outputs = unique_output_names([name for _, name in dataset.files])
+        model, report = load_trained_model(spec, "inference")
+        if world.is_main:
+            print(report.summary(), flush=True)
+        model.to(world.device)
+        postprocessor = build_postprocessor(spec).to(world.device)
+        mine = list(range(world.rank, len(dataset), world.size))
+        loader = DataLoader(
+            Subset(dataset, mine),
+            batch_size=_batch_size(spec),
+            shuffle=False,
+            collate_fn=collate_infer,
+            num_workers=int(dataset_spec.get("workers") or 0),
+        )
+        writer = _ImageOutputs(results_dir, names, colors, outline, threshold, outputs)
+        records, unnamed = writer.run(model, postprocessor, loader, mine, world.device)
+        gathered = all_gather_objects((records, sorted(unnamed)), world)
+        all_records = sorted(
+            (r for part, _ in gathered for r in part), key=lambda r: (r["image_id"], -r["score"])
+        )
+        all_unnamed = sorted({label for _, part in gathered for label in part})
+        if world.is_main:
+            (results_dir / "results.json").write_text(json.dumps(all_records, indent=1), encoding="utf-8")
+            # Id 0 unnamed means a classmap for ids 1..K: label 0 is the unused background slot.
+            noteworthy = [label for label in all_unnamed if label != 0]
+            if noteworthy:
                 print(
-                    f"{len(all_records)} detections (score >= {threshold}) on {len(dataset)} images; "
-                    f"results in {results_dir}",
+                    f"warning: detections of category ids {noteworthy} were left out: the classmap "
+                    f"{dataset_spec['infer_data_sources'].get('classmap')} names no class for them",
+                    file=sys.stderr,
                     flush=True,
                 )
-            status.write(
-                SUCCESS,
-                "Inference finished successfully.",
-                kpi={"images": len(dataset), "detections": len(all_records)},
+            print(
+                f"{len(all_records)} detections (score >= {threshold}) on {len(dataset)} images; "
+                f"results in {results_dir}",
+                flush=True,
             )
-        return 0
-    finally:
-        shutdown_world()
+        status.write(
+            SUCCESS,
+            "Inference finished successfully.",
+            kpi={"images": len(dataset), "detections": len(all_records)},
+        )
+    return 0

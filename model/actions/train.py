@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from model.actions.common import (
-    action_results_dir,
+    action_session,
     apply_cudnn,
-    failure_status,
     launch,
-    prepare_results_dir,
     seed_everything,
-    write_experiment_yaml,
 )
 from model.errors import ConfigError
 
@@ -69,30 +65,20 @@ def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
 
 
 def train_worker(spec: dict[str, Any]) -> int:
-    import torch
-
     from model.checkpoints import load_weights
     from model.data import build_dataloader
     from model.engine import activation_checkpoint
-    from model.engine.distributed import init_world, shutdown_world
-    from model.engine.status import StatusLogger
     from model.engine.timing import SetupClock
     from model.engine.trainer import Trainer, TrainingStopped
     from model.rtdetr import build_criterion, build_model, build_postprocessor
 
     clock = SetupClock()
 
-    results_dir = Path(action_results_dir(spec, "train"))
-    prepare_results_dir(results_dir)
-    world = init_world()
-    status = StatusLogger(results_dir, enabled=world.is_main)
     try:
-        with failure_status(status):
+        with action_session(spec, "train", None) as (results_dir, world, _status):
             train = spec["train"]
             seed_everything(int(train.get("seed", 1234)), world.rank)
             apply_cudnn(train.get("cudnn"))
-            if world.is_main:
-                write_experiment_yaml(results_dir, spec)
             seed = max(0, int(train.get("seed", 0)))
             train_loader = build_dataloader(spec, "train", rank=world.rank, world_size=world.size, seed=seed)
             val_loader = build_dataloader(spec, "val", rank=world.rank, world_size=world.size, seed=seed)
@@ -130,6 +116,3 @@ def train_worker(spec: dict[str, Any]) -> int:
     except TrainingStopped as stop:
         print(f"error: {stop}", file=sys.stderr, flush=True)
         return stop.exit_code
-    finally:
-        del torch
-        shutdown_world()
