@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
-import yaml
 
 from automl.errors import SettingError
-from automl.schema_rows import load_schema
 from automl.space import build_space, encode_params, sample_params
 from tests.automl.synthetic_space import SYNTH, draw, random_study, spec_of, tao_schema
-
-
-@pytest.fixture(scope="module")
-def schema(root: Path) -> dict[str, Any]:
-    return load_schema(root / "schemas" / "train.schema.json")
-
-
-@pytest.fixture
-def spec(root: Path) -> dict[str, Any]:
-    return yaml.safe_load((root / "references" / "spec_template_train.yaml").read_text(encoding="utf-8"))
 
 
 def test_synthetic_rules_hold_on_every_sample() -> None:

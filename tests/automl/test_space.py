@@ -9,23 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from automl.errors import SettingError
 from automl.schema_rows import load_schema
 from automl.space import apply_params, build_space, format_space_table
 from tests.automl.synthetic_space import SYNTH, draw, spec_of, tao_schema
-
-
-@pytest.fixture(scope="module")
-def schema(root: Path) -> dict[str, Any]:
-    return load_schema(root / "schemas" / "train.schema.json")
-
-
-@pytest.fixture
-def spec(root: Path) -> dict[str, Any]:
-    return yaml.safe_load((root / "references" / "spec_template_train.yaml").read_text(encoding="utf-8"))
-
 
 # ---- the RT-DETR default space ------------------------------------------------------------------
 
