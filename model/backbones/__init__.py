@@ -2,7 +2,8 @@
 
 ``resnet_18/34/50/101`` build the official PResNet-vd with the official freezing (R18/R34:
 nothing frozen, trainable BatchNorm; R50/R101: stem frozen, FrozenBatchNorm2d everywhere).
-``convnext_*`` and ``efficientvit_*`` come from timm (``timm_backbone.py``, imported lazily).
+``convnext_*`` and ``efficientvit_*`` come from timm (``timm_backbone.py``, imported lazily);
+``fan_*`` are TAO's hybrid FAN backbones (``fan.py``).
 """
 
 from __future__ import annotations
@@ -57,14 +58,19 @@ def build_backbone(
             freeze=not train_backbone,
         )
     elif name.startswith("fan_"):
-        raise ConfigError(
-            f"model.backbone: {name!r} is not supported yet (FAN backbones need NVIDIA's FAN code); "
-            f"use one of {sorted(RESNET_SETTINGS)}, convnext_* or efficientvit_*."
+        from model.backbones.fan import FANBackbone
+
+        # freeze=True also keeps BatchNorm statistics fixed and drop path off, not only the weights
+        backbone = FANBackbone(
+            name,
+            return_idx=list(return_idx),
+            pretrained_path=pretrained_path or "",
+            freeze=not train_backbone,
         )
     else:
         raise ConfigError(
             f"model.backbone: unknown backbone {name!r}; use one of {sorted(RESNET_SETTINGS)}, "
-            "convnext_tiny/small/base/large/xlarge or efficientvit_b0..b3/l0..l3."
+            "convnext_tiny/small/base/large/xlarge, efficientvit_b0..b3/l0..l3 or fan_tiny/small/base/large."
         )
     if not train_backbone:
         backbone.requires_grad_(False)

@@ -11,7 +11,6 @@ from model.spec.overrides import split_key
 from model.spec.tao_schema import MISSING
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-SUPPORTED_NOT_YET = ("fan_",)
 _TRAINING_ACTIONS = ("train", "distill")
 
 
@@ -61,12 +60,6 @@ def model_problems(model: Mapping[str, Any], prefix: str, num_classes: Any) -> l
     dec, eval_idx = model.get("dec_layers"), model.get("eval_idx")
     if _is_int(dec) and _is_int(eval_idx) and eval_idx >= dec:
         problems.append(f"{prefix}.eval_idx: {eval_idx} must be -1 or < {prefix}.dec_layers ({dec})")
-    backbone = model.get("backbone")
-    if isinstance(backbone, str) and backbone.startswith(SUPPORTED_NOT_YET):
-        problems.append(
-            f"{prefix}.backbone: {backbone!r} (FAN) is not supported yet; use a resnet_*, convnext_* "
-            f"or efficientvit_* backbone"
-        )
     del num_classes
     return problems
 

@@ -176,7 +176,7 @@ def test_eval_at_another_input_size_recomputes_anchors_and_positions(tiny) -> No
 
 
 @pytest.mark.parametrize(
-    ("backbone", "message"), [("fan_small", "not supported yet"), ("resnet_152", "unknown backbone")]
+    ("backbone", "message"), [("resnet_152", "unknown backbone"), ("fan_huge", "unknown FAN backbone")]
 )
 def test_unsupported_backbones_raise_config_error(backbone: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -154,13 +154,6 @@ CASES = [
         ["dataset.augmentation.eval_spatial_size: got [100, 128]", "multiples of 32"],
     ),
     (
-        "fan-not-yet",
-        {"model": {"backbone": "fan_small"}},
-        [],
-        "train",
-        ["model.backbone: 'fan_small'", "not supported yet"],
-    ),
-    (
         "automl-policy",
         {"automl_policy": "on"},
         [],
