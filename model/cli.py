@@ -1,6 +1,7 @@
 """``rtdetr``: one RT-DETR action per call, the way TAO users type it.
 
     rtdetr train -e spec.yaml [key=value ...]     (no -e: the demo preset on the synthetic dataset)
+rtdetr evaluate|inference|export|gen_trt_engine|quantize|distill -e spec.yaml [key=value ...]
 rtdetr validate -e spec.yaml [--action train] [key=value ...]
 rtdetr schemas [--check]
 rtdetr dataset synth --out DIR [--train N] [--val N] [--test N] [--size PX] [--classes K] [--seed S]
@@ -52,6 +53,20 @@ def _action(name: str):
         return int(module.run(spec, [name, "-e", str(args.experiment_spec), *args.overrides]) or 0)
 
     return run_action
+
+
+def _apply_parent(args: argparse.Namespace) -> None:
+    """``--parent JOB``: the inputs the spec leaves unset, as overrides (kept for torchrun re-runs)."""
+    from model.parent import parent_overrides
+    from model.paths import configs_dir
+
+    if not args.parent:
+        raise ModelError("--checkpoint best|latest chooses a checkpoint of --parent JOB; give --parent too")
+    spec_path = args.experiment_spec or (configs_dir() / "demo.yaml" if args.command == "train" else None)
+    found = parent_overrides(
+        args.command, args.parent, args.checkpoint or "best", spec_path=spec_path, overrides=args.overrides
+    )
+    args.overrides = [*args.overrides, *found]
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -113,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
             _action("inference"),
             "detections on dataset.infer_data_sources: images, KITTI, COCO json",
         ),
+        ("export", _action("export"), "ONNX model of a checkpoint (export.input_width x input_height)"),
+        ("gen_trt_engine", _action("gen_trt_engine"), "TensorRT engine from the exported ONNX model"),
+        ("quantize", _action("quantize"), "post-training quantization of a checkpoint (torchao, modelopt)"),
+        (
+            "distill",
+            _action("distill"),
+            "train a student with a frozen teacher's features (distill.bindings)",
+        ),
     )
     for name, func, text in actions:
         act = sub.add_parser(name, help=text)
@@ -126,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
         )
         act.add_argument(
             "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.num_epochs=5"
+        )
+        act.add_argument(
+            "--parent",
+            metavar="JOB",
+            help="take the input model from an earlier job: a train results folder or an `automl run` sweep "
+            "folder (checkpoint), an export or gen_trt_engine folder (ONNX model, engine)",
+        )
+        act.add_argument(
+            "--checkpoint",
+            choices=("best", "latest"),
+            help="with --parent: the best validated epoch's checkpoint (default) or the latest one",
         )
         act.set_defaults(func=func)
 
@@ -168,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "parent", None) or getattr(args, "checkpoint", None):
+            _apply_parent(args)
         return int(args.func(args) or 0)
     except ModelError as exc:
         if args.debug:

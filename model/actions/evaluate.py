@@ -1,7 +1,10 @@
 """``rtdetr evaluate -e spec.yaml [key=value ...]``: COCO box metrics of a checkpoint on the test set.
 
 The model built from the spec loads ``evaluate.checkpoint`` (EMA weights when present) and runs in
-eval mode over ``dataset.test_data_sources``, ``evaluate.batch_size`` images per process (-1 =
+eval mode (under bf16/fp16 autocast with ``evaluate.precision``), or, when ``evaluate.trt_engine``
+is set, the deployed model runs instead: an ``.onnx`` file from ``rtdetr export`` in ONNX Runtime, or
+a TensorRT ``.engine``, at the size it was exported for, with the same pre- and post-processing.
+It runs over ``dataset.test_data_sources``, ``evaluate.batch_size`` images per process (-1 =
 ``dataset.batch_size``). Detections below ``evaluate.conf_threshold`` are dropped (0.0 keeps all,
 as COCO evaluation expects); ``dataset.eval_class_ids`` restricts the COCOeval categories. Under
 ``evaluate.num_gpus > 1`` or ``evaluate.num_nodes > 1`` the command re-runs itself under torchrun and
@@ -74,7 +77,9 @@ def _batch_size(spec: Mapping[str, Any], action: str) -> int:
     return value if value > 0 else int(spec["dataset"].get("batch_size", 4))
 
 
-def evaluate_model(spec: Mapping[str, Any], model: nn.Module, world: Any = None) -> dict[str, Any]:
+def evaluate_model(
+    spec: Mapping[str, Any], model: nn.Module, world: Any = None, precision: str = "fp32"
+) -> dict[str, Any]:
     """COCO metrics of ``model`` on ``dataset.test_data_sources`` with the ``evaluate.*`` settings.
 
     Returns ``evaluate_loader``'s dict (``mAP``, ``mAP50``, ``stats``, ``per_class_AP`` keyed by
@@ -99,6 +104,7 @@ def evaluate_model(spec: Mapping[str, Any], model: nn.Module, world: Any = None)
         loader,
         postprocessor.to(world.device),
         world,
+        precision=precision,
         class_ids=class_ids,
         gt_label_map=(lambda labels: label_to_category_id(labels, True)) if remap else None,
     )
@@ -114,13 +120,16 @@ def format_stats(stats: Sequence[float]) -> str:
     return "\n".join(lines)
 
 
-def _results(spec: Mapping[str, Any], metrics: Mapping[str, Any], source: str) -> dict[str, Any]:
+def _results(spec: Mapping[str, Any], metrics: Mapping[str, Any], run: Any) -> dict[str, Any]:
     names = {str(c["id"]): str(c["name"]) for c in metrics.get("categories", []) if c.get("name") is not None}
     per_class = {str(k): float(v) for k, v in metrics["per_class_AP"].items()}
     section = spec.get("evaluate") or {}
     results: dict[str, Any] = {
         "checkpoint": str(section.get("checkpoint")),
-        "weights": source,
+        "trt_engine": run.path if run.deployed else "",
+        "weights": run.source,
+        "precision": run.precision,
+        "input_size": list(run.spec["dataset"]["augmentation"]["eval_spatial_size"]),
         "test_data_sources": spec["dataset"].get("test_data_sources"),
         "images": int(metrics["images"]),
         "mAP": float(metrics["mAP"]),
@@ -143,18 +152,18 @@ def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
 
 def evaluate_worker(spec: dict[str, Any]) -> int:
     """One process of the evaluation (the only one without torchrun)."""
-    from model.actions.trained_model import load_trained_model
+    from model.actions.trained_model import model_to_run
     from model.engine.status import SUCCESS
 
     with action_session(spec, "evaluate", "Starting RT-DETR evaluate.") as (results_dir, world, status):
-        model, report = load_trained_model(spec, "evaluate")
+        chosen = model_to_run(spec, "evaluate", world.device)
         if world.is_main:
-            print(report.summary(), flush=True)
-        metrics = evaluate_model(spec, model.to(world.device), world)
-        results = _results(spec, metrics, report.source)
+            print(chosen.summary, flush=True)
+        metrics = evaluate_model(chosen.spec, chosen.model.to(world.device), world, chosen.precision)
+        results = _results(spec, metrics, chosen)
         if world.is_main:
             (results_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-            print(f"COCO box metrics on {results['images']} test images ({report.path}):")
+            print(f"COCO box metrics on {results['images']} test images ({chosen.path}):")
             print(format_stats(metrics["stats"]), flush=True)
             print(f"Results in {results_dir}", flush=True)
         kpi = {"test_mAP": results["mAP"], "test_mAP50": results["mAP50"]}

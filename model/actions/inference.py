@@ -2,7 +2,10 @@
 
 The model built from the spec loads ``inference.checkpoint`` (EMA weights when present) and runs in
 eval mode on every image under ``infer_data_sources.image_dir`` (folders or archives), resized to
-``dataset.augmentation.eval_spatial_size`` as in TAO's PyTorch inference. Detections scoring at
+``dataset.augmentation.eval_spatial_size`` as in TAO's PyTorch inference (``inference.precision``
+bf16/fp16: under autocast). With ``inference.trt_engine`` set, the deployed model runs instead (an
+``.onnx`` file from ``rtdetr export`` in ONNX Runtime, or a TensorRT ``.engine``) at the size it was
+exported for, with the same pre- and post-processing. Detections scoring at
 least ``inference.conf_threshold`` are kept, in source-image pixels, and named by the classmap (see
 ``category_names``). Under ``inference.num_gpus > 1`` the command re-runs itself under torchrun and
 each process takes every n-th image.
@@ -137,15 +140,28 @@ class _ImageOutputs:
 
     @torch.no_grad()
     def run(
-        self, model: Any, postprocessor: Any, loader: Any, indices: Sequence[int], device: torch.device
+        self,
+        model: Any,
+        postprocessor: Any,
+        loader: Any,
+        indices: Sequence[int],
+        device: torch.device,
+        precision: str = "fp32",
     ) -> tuple[list[dict[str, Any]], set[int]]:
-        """Every image of ``loader`` (dataset positions ``indices``, in order): files written, records back."""
+        """Every image of ``loader`` (dataset positions ``indices``, in order): files written, records back.
+
+        ``precision`` bf16/fp16 runs ``model`` under autocast; its outputs are cast back to fp32."""
+        from model.engine.validation import autocast_for
+
         records: list[dict[str, Any]] = []
         unnamed: set[int] = set()
         position = 0
         for images, infos in loader:
             sizes = torch.stack([info["box_scale"] for info in infos]).to(device)
-            for info, result in zip(infos, postprocessor(model(images.to(device)), sizes)):
+            with autocast_for(precision, device):
+                outputs = model(images.to(device))
+            outputs = {k: outputs[k].float() for k in ("pred_logits", "pred_boxes")}
+            for info, result in zip(infos, postprocessor(outputs, sizes)):
                 found, dropped = self.write(indices[position], info, result)
                 position += 1
                 records += found
@@ -162,7 +178,7 @@ def inference_worker(spec: dict[str, Any]) -> int:
     from torch.utils.data import DataLoader, Subset
 
     from model.actions.drawing import class_colors
-    from model.actions.trained_model import load_trained_model
+    from model.actions.trained_model import model_to_run
     from model.data import build_infer_dataset, read_classmap
     from model.data.infer_source import collate_infer
     from model.engine.distributed import all_gather_objects
@@ -179,12 +195,12 @@ def inference_worker(spec: dict[str, Any]) -> int:
             bool(dataset_spec.get("remap_mscoco_category")),
         )
         colors = class_colors(names, section.get("color_map"))
-        dataset = build_infer_dataset(spec)
+        chosen = model_to_run(spec, "inference", world.device)
+        dataset = build_infer_dataset(chosen.spec)
         outputs = unique_output_names([name for _, name in dataset.files])
-        model, report = load_trained_model(spec, "inference")
         if world.is_main:
-            print(report.summary(), flush=True)
-        model.to(world.device)
+            print(chosen.summary, flush=True)
+        model = chosen.model.to(world.device)
         postprocessor = build_postprocessor(spec).to(world.device)
         mine = list(range(world.rank, len(dataset), world.size))
         loader = DataLoader(
@@ -195,7 +211,7 @@ def inference_worker(spec: dict[str, Any]) -> int:
             num_workers=int(dataset_spec.get("workers") or 0),
         )
         writer = _ImageOutputs(results_dir, names, colors, outline, threshold, outputs)
-        records, unnamed = writer.run(model, postprocessor, loader, mine, world.device)
+        records, unnamed = writer.run(model, postprocessor, loader, mine, world.device, chosen.precision)
         gathered = all_gather_objects((records, sorted(unnamed)), world)
         all_records = sorted(
             (r for part, _ in gathered for r in part), key=lambda r: (r["image_id"], -r["score"])

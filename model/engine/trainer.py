@@ -80,6 +80,11 @@ class Trainer:
         self.postprocessor: nn.Module = parts["postprocessor"]
         self.train_loader = parts["train_loader"]
         self.val_loader = parts["val_loader"]
+        # Optional hook (``rtdetr distill``): ``extra_losses(images, targets, outputs)`` returns named loss
+        # tensors added to the detection loss; each is logged per epoch in the kpi under its name.
+        self.extra_losses = parts.get("extra_losses")
+        self.action = str(parts.get("action", "train"))
+        self.step_losses: dict[str, torch.Tensor] = {}
         optim = self.train_cfg["optim"]
         self.optimizer = build_optimizer(unwrap(self.model), optim)
         self.scheduler = build_scheduler(self.optimizer, optim)
@@ -179,6 +184,11 @@ class Trainer:
             outputs = self.model(images, targets)
         losses = self.criterion(_float(outputs), targets)
         loss = sum(losses.values())
+        if self.extra_losses is not None:
+            extra = self.extra_losses(images, targets, outputs)
+            self.step_losses = {"train_detection_loss": loss.detach()}
+            self.step_losses.update({name: value.detach() for name, value in extra.items()})
+            loss = loss + sum(extra.values())
         # one collective per step carries both "some rank's loss is not finite" and "some rank got
         # SIGTERM", so every rank stops at the same step and none waits for the others
         flags = torch.tensor(
@@ -219,7 +229,7 @@ class Trainer:
         val_every = int(cfg.get("validation_interval") or 1)
         ckpt_every = int(cfg.get("checkpoint_interval") or 1)
         by_step = cfg.get("checkpoint_interval_unit") == "step"
-        self.status.write(STARTED, "Starting RT-DETR train.", setup_seconds=self.setup_seconds)
+        self.status.write(STARTED, f"Starting RT-DETR {self.action}.", setup_seconds=self.setup_seconds)
         steps_per_epoch = len(self.train_loader)
         with SigtermFlag() as sigterm:
             self.sigterm = sigterm
@@ -234,9 +244,12 @@ class Trainer:
                         batch_sampler.set_epoch(epoch)
                     self.model.train()
                     started, total, count = time.time(), 0.0, 0
+                    extra_totals: dict[str, Any] = {}
                     for step, (images, targets) in enumerate(self.train_loader):
                         total += self._step(images, targets)
                         count += 1
+                        for name, value in self.step_losses.items():
+                            extra_totals[name] = extra_totals.get(name, 0.0) + value
                         if by_step and world.is_main and self.state.global_step % ckpt_every == 0:
                             self._save(epoch, {}, resume_epoch=epoch)
                         if world.is_main and (step % 10 == 0 or step == steps_per_epoch - 1):
@@ -253,6 +266,8 @@ class Trainer:
                     self._sync_buffers()
                     seconds = time.time() - started
                     kpi: dict[str, Any] = {"train_loss": all_reduce_mean(total / max(1, count), world)}
+                    for name, value in extra_totals.items():
+                        kpi[name] = all_reduce_mean(float(value) / max(1, count), world)
                     kpi["lr"] = self.optimizer.param_groups[-1]["lr"]
                     last = epoch == self.num_epochs - 1 or dry_run
                     if (epoch + 1) % val_every == 0 or last:
@@ -289,7 +304,7 @@ class Trainer:
         self._check_ranks_in_sync()
         best = {"best_epoch": self.state.best_epoch, "best_checkpoint": self.state.best_checkpoint}
         kpi = {"best_val_mAP50": self.state.best_map50} if self.state.best_epoch >= 0 else {}
-        self.status.write(SUCCESS, "Train finished successfully.", kpi=kpi, **best)
+        self.status.write(SUCCESS, f"{self.action.capitalize()} finished successfully.", kpi=kpi, **best)
         return self.state
 
     def _sync_buffers(self) -> None:

@@ -84,6 +84,38 @@ def build_schema(action: str) -> dict[str, Any]:
             "schema_version": SCHEMA_VERSION,
             "source": SCHEMA_SOURCE,
         },
+        **({"x_quantize_combinations": quantize_search_rows()} if action == "quantize" else {}),
+    }
+
+
+def quantize_search_rows() -> dict[str, Any]:
+    """What a search over quantization settings may try (``automl run --action quantize``): one row per
+    allowed backend / mode / algorithm / weight dtype that ``rtdetr quantize`` runs, from the table in
+    ``model/quantize/combinations.py`` (TAO's searchable combinations), so the orchestrator, which
+    reads only the schema, samples a whole row and never an invalid mix."""
+    from model.quantize.combinations import COMBINATIONS, searchable_combinations
+
+    dtypes = {row.backend: row.weight_dtypes for row in COMBINATIONS}
+    rows = [
+        [r["backend"], r["mode"], r["algorithm"], dtype]
+        for r in searchable_combinations()
+        for dtype in dtypes[r["backend"]]
+    ]
+    skipped = [
+        {"backend": row.backend, "algorithm": algorithm, "reason": row.not_runnable_reason}
+        for row in COMBINATIONS
+        for algorithm in row.search_algorithms
+        if row.runnable_algorithms is not None and algorithm not in row.runnable_algorithms
+    ]
+    return {
+        "keys": [
+            "quantize.backend",
+            "quantize.mode",
+            "quantize.algorithm",
+            "quantize.layers[*].weights.dtype",
+        ],
+        "rows": rows,
+        "not_searched": skipped,
     }
 
 

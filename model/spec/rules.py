@@ -106,6 +106,12 @@ def cross_field_problems(spec: Mapping[str, Any], action: str) -> list[str]:
                     f"train.checkpoint_interval: {ckpt} is larger than train.num_epochs ({epochs}); "
                     f"no checkpoint would be saved; set it <= num_epochs"
                 )
+    from model.spec.quantize_rules import quantize_problems
+
+    problems += quantize_problems(spec, action)
+    from model.spec.distill_rules import distill_problems
+
+    problems += distill_problems(spec, action)
     return problems
 
 

@@ -91,13 +91,13 @@ def test_ema_weights_are_preferred(tmp_path, synthetic_data, tiny_checkpoint):
     assert not model.training
 
 
-def test_deployed_model_is_refused_with_the_fix(tmp_path, synthetic_data, tiny_checkpoint):
+def test_unreadable_deployed_model_fails_with_the_key_and_file(tmp_path, synthetic_data, tiny_checkpoint):
     engine = tmp_path / "model.onnx"
     engine.write_bytes(b"onnx")
     spec = resolve_spec(
         "evaluate", _spec_file(tmp_path, synthetic_data, tiny_checkpoint), [f"evaluate.trt_engine={engine}"]
     )
-    with pytest.raises(ConfigError, match=r"evaluate\.trt_engine.*not available yet.*evaluate\.checkpoint"):
+    with pytest.raises(ConfigError, match=r"evaluate\.trt_engine.*model\.onnx.*ONNX Runtime cannot load"):
         run(spec, ["evaluate"])
     lines = read_status(tmp_path / "results" / "evaluate" / "status.json")
     assert [line["status"] for line in lines] == ["STARTED", "FAILURE"]

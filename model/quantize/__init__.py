@@ -1,0 +1,8 @@
+"""Post-training quantization of a trained RT-DETR (``rtdetr quantize``).
+
+- ``combinations``: which backend / mode / algorithm / dtype combinations exist (no torch import).
+- ``plan``: which modules get which weight dtype, from ``quantize.layers`` and ``skip_names`` (torchao).
+- ``torchao_backend``: weight-only int8 / fp8 with torchao's quantized tensors.
+- ``modelopt_backend``: static PTQ (fake-quantized, max calibration) with NVIDIA ModelOpt.
+- ``quantized_file``: the quantized checkpoint: save, recognise, load (rebuild, then load the tensors).
+"""
