@@ -156,9 +156,15 @@ def _modelopt(spec: Mapping[str, Any], model: nn.Module, device: torch.device) -
     section = spec["quantize"]
     version = modelopt_version()
     dataset = spec["dataset"]
+    # One pass over the calibration images in this process: persistent loader workers kept alive by
+    # ModelOpt's reference to the calibration loop would hold the process at exit.
     view = {
         **spec,
-        "dataset": {**dataset, "test_data_sources": dataset.get("quant_calibration_data_sources")},
+        "dataset": {
+            **dataset,
+            "test_data_sources": dataset.get("quant_calibration_data_sources"),
+            "workers": 0,
+        },
     }
     loader = build_dataloader(view, "test", batch_size=int(dataset.get("batch_size", 4)))
     try:
