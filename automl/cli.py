@@ -1,11 +1,15 @@
 """``automl``: hyperparameter search over RT-DETR training.
 
-automl run [-e spec.yaml] [key=value ...] [--policy auto|on|off] [--request TEXT] [--backend optuna]
+automl run [-e spec.yaml] [key=value ...] [--policy auto|on|off] [--request TEXT] [--backend optuna|ray]
            [--algorithm tpe|bayesian|random|hyperband|asha|...] [--trials N] [--max-epochs N]
            [--concurrency N] [--results-dir DIR] [--name NAME] [--resume SWEEP] [--storage URL]
            [--setting k=v ...] [--param name=range ...]
+automl worker --storage URL --study NAME [--results-dir DIR] [--concurrency N]
+                             join a sweep from another process or machine
 automl status SWEEP          a table of the trials and the best
 automl best SWEEP            the best checkpoint and parameters
+automl pipeline SWEEP [key=value ...]
+                             evaluate, export, gen_trt_engine, evaluate the deployed model (again)
 automl space [-e spec.yaml]  the search space the schema gives, and what is excluded and why
 automl validate [-e spec.yaml] [key=value ...]
 """
@@ -44,9 +48,9 @@ def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from automl.display import trials_table
-    from automl.summary import read_summary
+    from automl.worker import sweep_view
 
-    data = read_summary(args.sweep)
+    data = sweep_view(args.sweep)  # with a shared storage: every process's trials
     best = data.get("best") or {}
     console = Console(width=None if sys.stdout.isatty() else 160)
     policy = data.get("policy") or {}
@@ -65,9 +69,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _best(args: argparse.Namespace) -> int:
-    from automl.summary import read_summary
+    from automl.worker import sweep_view
 
-    data = read_summary(args.sweep)
+    data = sweep_view(args.sweep)
     best = data.get("best")
     if not best:
         raise AutomlError(
@@ -89,11 +93,40 @@ def _space(args: argparse.Namespace) -> int:
     from automl.space import format_space_table
     from automl.spec import resolve_spec
 
-    spec = resolve_spec(args.experiment_spec or DEMO_SPEC, args.overrides, check_paths=False)
+    action = getattr(args, "action", None) or "train"
+    spec = resolve_spec(args.experiment_spec or DEMO_SPEC, args.overrides, action=action, check_paths=False)
     settings = parse_settings(parse_setting_args(args.setting or []))
-    schema = Path(args.schema) if args.schema else ROOT / "schemas" / "train.schema.json"
-    print(format_space_table(make_space(schema, spec, settings, param_ranges(args.param))))
+    schema = Path(args.schema) if args.schema else ROOT / "schemas" / f"{action}.schema.json"
+    print(format_space_table(make_space(schema, spec, settings, param_ranges(args.param), action)))
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from automl.worker import run_worker
+
+    return run_worker(args.storage, args.study, args.results_dir, args.concurrency)
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    from automl.pipeline import FAILED, run_pipeline
+    from automl.summary import SweepRecord, read_summary
+    from automl.tracking import DEFAULT_EXPERIMENT, Tracker
+
+    folder = Path(args.sweep)
+    record = SweepRecord(folder, read_summary(folder))
+    config = record.data.get("config") or {}
+    uri = (
+        "off"
+        if args.no_track or not config.get("track", True)
+        else args.tracking_uri or config.get("tracking_uri")
+    )
+    tracker = Tracker.open(uri, config.get("experiment") or DEFAULT_EXPERIMENT, folder)
+    steps = run_pipeline(record, tracker, args.overrides, args.timeout)
+    failed = [name for name, step in steps.items() if isinstance(step, dict) and step.get("state") == FAILED]
+    print(
+        f"pipeline: {'failed steps: ' + ', '.join(failed) if failed else 'done'} ({folder / 'summary.json'})"
+    )
+    return 1 if failed else 0
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -145,10 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
     _space_args(run)
     run.add_argument("--policy", help="auto (= on) searches, off trains once; default auto")
     run.add_argument("--request", help='a sentence such as "plain training please" (turns AutoML off)')
-    run.add_argument("--backend", help="optuna (default)")
-    run.add_argument("--algorithm", help="tpe (default), bayesian, random, hyperband, asha, median, ...")
+    run.add_argument("--backend", help="optuna (default) or ray (Ray Tune)")
+    run.add_argument(
+        "--action", default="train", choices=("train", "distill", "quantize"),
+        help="what each trial runs: train (default), distill (ranked by val_mAP50) or quantize (ranked by "
+        "the quantized model's test_mAP50; the backend/mode/algorithm/dtype rows allowed together)",
+    )  # fmt: skip
+    run.add_argument(
+        "--ray-address", help="with --backend ray: join this Ray cluster (default: start a local Ray)"
+    )
+    run.add_argument(
+        "--algorithm", help="hyperband (default: TPE + Hyperband), tpe, bayesian, random, asha, ..."
+    )
     run.add_argument("--trials", type=int, help="number of trials (automl_max_recommendations)")
     run.add_argument("--max-epochs", type=int, help="epochs of a full trial (automl_max_epochs)")
+    run.add_argument(
+        "--time-budget",
+        help="wall time for the trials, e.g. 12m or 2h: no trial starts after it and running trials "
+        "stop at their next validation (setting time_budget)",
+    )
     run.add_argument(
         "--concurrency", type=int, help="trials at once (default: one per GPU group, 1 on a CPU)"
     )
@@ -163,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--experiment", help="MLflow experiment (default the spec's model_name, else 'automl')")
     run.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    run.add_argument(
+        "--no-pipeline", action="store_true", help="skip the best trial's evaluate/export/engine pipeline"
+    )
     run.set_defaults(func=_run)
 
     status = sub.add_parser("status", help="the trials of a sweep and its best")
@@ -177,7 +228,30 @@ def build_parser() -> argparse.ArgumentParser:
     space = sub.add_parser("space", help="print the search space, and what is excluded and why")
     _spec_args(space)
     _space_args(space)
+    space.add_argument("--action", default="train", choices=("train", "distill", "quantize"),
+                       help="the action whose search space to show (default train)")  # fmt: skip
     space.set_defaults(func=_space)
+
+    worker = sub.add_parser(
+        "worker", help="join a sweep started with --storage: run its trials until the study's budget is used"
+    )
+    worker.add_argument("--storage", required=True, help="the sweep's Optuna storage URL (or .journal file)")
+    worker.add_argument("--study", required=True, help="the study name (the sweep's --name)")
+    worker.add_argument(
+        "--results-dir", help="trial folders (default: the sweep folder when shared, else ./results/<study>)"
+    )
+    worker.add_argument("--concurrency", type=int, help="trials at once in this worker")
+    worker.set_defaults(func=_worker)
+
+    pipe = sub.add_parser(
+        "pipeline", help="run the best trial's pipeline (evaluate, export, gen_trt_engine, evaluate) again"
+    )
+    pipe.add_argument("sweep")
+    pipe.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides for every step")
+    pipe.add_argument("--timeout", type=float, help="seconds one step may run (default: no limit)")
+    pipe.add_argument("--tracking-uri", help="MLflow store (default the sweep's)")
+    pipe.add_argument("--no-track", action="store_true", help="do not log the steps to MLflow")
+    pipe.set_defaults(func=_pipeline)
 
     sync = sub.add_parser("sync", help="log a sweep folder to MLflow (what tracking missed); safe to repeat")
     sync.add_argument("sweep")

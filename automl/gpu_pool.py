@@ -34,12 +34,14 @@ def cpu_count() -> int:
 
 
 def visible_gpus(env: Mapping[str, str] | None = None) -> list[int]:
-    """The GPU indices trials may use: ``CUDA_VISIBLE_DEVICES`` when set (``""`` or ``-1``: none),
-    else every GPU ``nvidia-smi -L`` lists, else none."""
+    """The GPU indices trials may use: TAO's ``TAO_VISIBLE_DEVICES`` when set (TAO copies it to
+    ``CUDA_VISIBLE_DEVICES``), else ``CUDA_VISIBLE_DEVICES`` (``""`` or ``-1``: none), else every GPU
+    ``nvidia-smi -L`` lists, else none."""
     env = os.environ if env is None else env
-    value = env.get("CUDA_VISIBLE_DEVICES")
-    if value is not None:
-        return _parse_visible(value)
+    for name in ("TAO_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES"):
+        value = env.get(name)
+        if value is not None:
+            return _parse_visible(value, name)
     smi = shutil.which("nvidia-smi", path=env.get("PATH"))
     if smi is None:
         return []
@@ -52,7 +54,7 @@ def visible_gpus(env: Mapping[str, str] | None = None) -> list[int]:
     return [int(m.group(1)) for m in re.finditer(r"^GPU (\d+):", out.stdout, re.MULTILINE)]
 
 
-def _parse_visible(value: str) -> list[int]:
+def _parse_visible(value: str, name: str = "CUDA_VISIBLE_DEVICES") -> list[int]:
     devices: list[int] = []
     for part in value.split(","):
         part = part.strip()
@@ -60,8 +62,8 @@ def _parse_visible(value: str) -> list[int]:
             continue
         if not re.fullmatch(r"-?\d+", part):
             raise SettingError(
-                f"CUDA_VISIBLE_DEVICES: got {value!r}; the sweep hands out GPUs by index, so list "
-                f"indices (e.g. CUDA_VISIBLE_DEVICES=0,1), not UUIDs or MIG names"
+                f"{name}: got {value!r}; the sweep hands out GPUs by index, so list "
+                f"indices (e.g. {name}=0,1), not UUIDs or MIG names"
             )
         index = int(part)
         if index < 0:  # CUDA ignores this entry and every one after it

@@ -30,16 +30,19 @@ from typing import Any
 
 import yaml
 
+from automl.action_profiles import action_profile
 from automl.errors import AutomlError
 from automl.failures import classify, oom_kill_count
 from automl.gpu_pool import cpu_count
 from automl.spec import get_dotted, rtdetr_command, set_dotted
-from automl.status_tail import EpochReport, StatusTail, best_report, epoch_report, file_size
+from automl.status_tail import EpochReport, StatusTail, best_report, epoch_report, file_size, final_report
 from automl.trial_process import TrialProcess
 
 __all__ = ["EpochReport", "TrialInterrupted", "TrialOutcome", "run_trial", "stop_all_trials"]
 
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
+LINGERED = "lingered"
+_FINAL_EXIT_GRACE = 30.0  # an action without epochs may take this long to exit after its SUCCESS line
 # torchrun's per-worker variables: inherited by a trial they would make it think it is a worker.
 _WORKER_VARIABLES = ("RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE")
 _LOG_TAIL_BYTES = 64 * 1024
@@ -114,8 +117,9 @@ def trial_spec(spec: Mapping[str, Any], trial_dir: Path, devices: list[int] | No
     """The spec the trial runs: outputs in ``trial_dir/train``, GPU count from ``devices``."""
     out = copy.deepcopy(dict(spec))
     out["results_dir"] = str(trial_dir)
-    if isinstance(out.get("train"), dict) and out["train"].get("results_dir"):
-        out["train"] = {k: v for k, v in out["train"].items() if k != "results_dir"}
+    for section in ("train", "distill", "quantize"):  # outputs go to trial_dir/<action>
+        if isinstance(out.get(section), dict) and out[section].get("results_dir"):
+            out[section] = {k: v for k, v in out[section].items() if k != "results_dir"}
     if devices:
         out = set_dotted(out, "train.num_gpus", len(devices))
         out = set_dotted(out, "train.gpu_ids", list(range(len(devices))))
@@ -141,7 +145,8 @@ def trial_environment(
     return base
 
 
-def _log_tail(path: Path, start: int) -> list[str]:
+def log_tail_lines(path: Path, start: int) -> list[str]:
+    """The last lines a process wrote to its log since byte ``start`` (for failure reasons)."""
     try:
         with open(path, "rb") as handle:
             size = handle.seek(0, 2)
@@ -155,8 +160,10 @@ def _log_tail(path: Path, start: int) -> list[str]:
 class _Tracker:
     """What the status lines said so far: the history, the last line, the last epoch."""
 
-    def __init__(self, metric: str):
+    def __init__(self, metric: str, per_epoch: bool = True):
         self.metric = metric
+        self.per_epoch = per_epoch  # False: one final result (quantize's SUCCESS kpi)
+        self.finished_at: float | None = None  # when that result was first seen
         self.history: list[EpochReport] = []
         self.last_line: dict[str, Any] | None = None
         self.last_epoch: int | None = None
@@ -165,7 +172,7 @@ class _Tracker:
         self.last_line = line
         if line.get("status") == "RUNNING" and isinstance(line.get("epoch"), int):
             self.last_epoch = max(self.last_epoch or 0, line["epoch"])
-        report = epoch_report(line, self.metric)
+        report = epoch_report(line, self.metric) if self.per_epoch else final_report(line, self.metric)
         if report is not None:
             self.history = [r for r in self.history if r.epoch != report.epoch] + [report]
             self.history.sort(key=lambda r: r.epoch)
@@ -183,19 +190,23 @@ def run_trial(
     grace: float = 30.0,
     env: dict[str, str] | None = None,
     poll_interval: float = 0.5,
+    action: str = "train",
 ) -> TrialOutcome:
     """Run one training trial to its end (see the module docstring); never leaves a process behind.
 
     ``devices``: the trial's GPU indices (``[]``: a CPU slot; None: inherit the environment).
     ``on_epoch(report) -> bool``: called once per new validation; True prunes the trial.
+    ``action``: the ``rtdetr`` action the trial runs (train, distill, quantize); its status file is
+    ``trial_dir/<action>/status.json``. An action without epochs (quantize) reports its final
+    SUCCESS kpi once, as epoch 0.
     """
     trial_dir = Path(trial_dir).resolve()
     trial_dir.mkdir(parents=True, exist_ok=True)
     spec_path = trial_dir / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(trial_spec(spec, trial_dir, devices), sort_keys=False))
     log_path = trial_dir / "trial.log"
-    status_path = trial_dir / "train" / "status.json"
-    tracker = _Tracker(metric)
+    status_path = trial_dir / action / "status.json"
+    tracker = _Tracker(metric, action_profile(action).per_epoch)
     for line in StatusTail(status_path).read():  # an earlier run in this folder (resume)
         tracker.take(line)
     tracker.last_line = None
@@ -210,7 +221,7 @@ def run_trial(
     process: TrialProcess | None = None
     try:
         process = TrialProcess(
-            [*rtdetr_command(), "train", "-e", str(spec_path)],
+            [*rtdetr_command(), action, "-e", str(spec_path)],
             env=trial_environment(devices, port, env, running),
             log_path=log_path,
         )
@@ -228,6 +239,8 @@ def run_trial(
                 stop_reason = "timeout"
             if stop_reason is None and cancel.is_set():
                 stop_reason = "interrupted"
+            if stop_reason is None and _lingers(tracker, process):
+                stop_reason = LINGERED
             if stop_reason is not None:
                 process.stop(grace)
                 break
@@ -254,8 +267,17 @@ def run_trial(
     best = best_report(tracker.history, metric)
     if best is not None:
         outcome.best_epoch, outcome.best_value = best.epoch, best.metrics[metric]
-        outcome.best_checkpoint = _checkpoint(trial_dir, best.epoch, tracker.last_line)
+        outcome.best_checkpoint = _checkpoint(trial_dir / action, best.epoch, tracker.last_line)
     return outcome
+
+
+def _lingers(tracker: _Tracker, process: TrialProcess) -> bool:
+    """An action without epochs (quantize) wrote its final SUCCESS line long ago and is still running."""
+    if tracker.per_epoch or not tracker.history or (tracker.last_line or {}).get("status") != "SUCCESS":
+        return False
+    if tracker.finished_at is None:
+        tracker.finished_at = time.monotonic()
+    return time.monotonic() - tracker.finished_at > _FINAL_EXIT_GRACE and not process.leader_exited()
 
 
 def _stop_hard(process: TrialProcess, grace: float) -> None:
@@ -282,6 +304,12 @@ def _outcome(
     common = {"history": list(tracker.history), "last_epoch": tracker.last_epoch, "log_path": str(log_path)}
     last = tracker.last_line
     succeeded = returncode == 0 and last is not None and last.get("status") == "SUCCESS"
+    if stop_reason == LINGERED:
+        reason = (
+            f"the process wrote its result but had not exited {_FINAL_EXIT_GRACE:g} s later; it was stopped "
+            "and its result kept"
+        )
+        return TrialOutcome(COMPLETE, returncode, None, reason, **common)
     if stop_reason == PRUNED:
         at = tracker.history[-1].epoch if tracker.history else tracker.last_epoch
         return TrialOutcome(PRUNED, returncode, None, f"pruned by the search after epoch {at}", **common)
@@ -295,17 +323,20 @@ def _outcome(
         return TrialOutcome(FAIL, returncode, "timeout", reason, **common)
     oom_after = oom_kill_count()
     oom_killed = None if oom_before is None or oom_after is None else oom_after > oom_before
-    failure = classify(returncode, last, _log_tail(log_path, log_start), oom_killed=oom_killed)
+    failure = classify(returncode, last, log_tail_lines(log_path, log_start), oom_killed=oom_killed)
     if failure is None:  # classify only succeeds on exit 0 + SUCCESS, handled above
         return TrialOutcome(COMPLETE, returncode, None, None, **common)
     return TrialOutcome(FAIL, returncode, failure.kind, failure.reason, **common)
 
 
-def _checkpoint(trial_dir: Path, epoch: int, last_line: dict[str, Any] | None) -> str | None:
-    """The best epoch's checkpoint file, if it was saved."""
-    path = trial_dir / "train" / f"model_epoch_{epoch:03d}.pth"
+def _checkpoint(action_dir: Path, epoch: int, last_line: dict[str, Any] | None) -> str | None:
+    """The best epoch's checkpoint file, if it was saved (quantize: the quantized checkpoint)."""
+    path = action_dir / f"model_epoch_{epoch:03d}.pth"
     if path.is_file():
         return str(path)
+    quantized = sorted(action_dir.glob("quantized_model_*.pth")) if action_dir.name == "quantize" else []
+    if quantized:
+        return str(quantized[0])
     if last_line and last_line.get("best_epoch") == epoch and last_line.get("best_checkpoint"):
         named = Path(str(last_line["best_checkpoint"]))
         return str(named) if named.is_file() else None

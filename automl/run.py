@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from automl.action_profiles import action_profile, check_action_settings, quantize_space, setting_defaults
 from automl.display import SweepDisplay
 from automl.errors import AutomlError, SettingError
 from automl.gpu_pool import visible_gpus
@@ -27,6 +28,7 @@ from automl.spec import get_dotted, resolve_spec, rtdetr_command, set_dotted
 from automl.summary import SweepRecord, read_summary
 from automl.sweep import Sweep, SweepPlan
 from automl.tracking import DEFAULT_EXPERIMENT, Tracker
+from automl.worker import SharedSweep, rendezvous_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SPEC = ROOT / "configs" / "demo.yaml"
@@ -51,12 +53,14 @@ def settings_from_args(args: Any) -> dict[str, Any]:
         "automl_max_recommendations": args.trials,
         "automl_max_epochs": args.max_epochs,
         "automl_max_concurrent": args.concurrency,
+        "time_budget": getattr(args, "time_budget", None),
         "seed": args.seed,
     }
     pairs.update({k: v for k, v in flags.items() if v is not None})
     if args.backend:
         pairs["backend"] = args.backend
-    return pairs
+    # the action's defaults: its metric (quantize: test_mAP50), no early stopping without epochs
+    return setting_defaults(pairs, getattr(args, "action", None))
 
 
 def param_ranges(items: Sequence[str]) -> dict[str, str]:
@@ -70,9 +74,18 @@ def param_ranges(items: Sequence[str]) -> dict[str, str]:
 
 
 def make_space(
-    schema_path: Path, spec: dict[str, Any], settings: AutomlSettings, ranges: dict[str, str]
+    schema_path: Path,
+    spec: dict[str, Any],
+    settings: AutomlSettings,
+    ranges: dict[str, str],
+    action: str = "train",
 ) -> SearchSpace:
     schema = load_schema(schema_path)
+    if action == "quantize":  # one categorical over the allowed backend/mode/algorithm/dtype rows
+        hyper = list(settings.hyperparameters) if settings.hyperparameters else None
+        return quantize_space(
+            schema, spec, hyperparameters=hyper, user_ranges={**settings.custom_param_ranges, **ranges}
+        )
     space = build_space(
         schema, spec, hyperparameters=list(settings.hyperparameters) if settings.hyperparameters else None,
         override_disabled=settings.override_disabled_params, user_ranges={**settings.custom_param_ranges, **ranges},
@@ -104,14 +117,16 @@ def _sweep_folder(results_dir: str, name: str | None) -> Path:
 def start(args: Any) -> int:
     spec_path = Path(args.experiment_spec) if args.experiment_spec else demo_spec()
     decision = resolve_policy(args.policy, args.request, ROOT)
+    action = action_profile(getattr(args, "action", None)).action
     settings = parse_settings(settings_from_args(args))
+    check_action_settings(settings, action)
     ranges = param_ranges(args.param)
-    base = resolve_spec(spec_path, args.overrides)
+    base = resolve_spec(spec_path, args.overrides, action=action)
     max_epochs = int(settings.max_epochs or get_dotted(base, "train.num_epochs", 1))
     max_epochs *= int(settings.epoch_multiplier)
     base = set_dotted(base, "train.num_epochs", max_epochs)  # the space sees the epochs trials will run
-    schema_path = Path(args.schema) if args.schema else ROOT / "schemas" / "train.schema.json"
-    space = make_space(schema_path, base, settings, ranges) if decision.search else None
+    schema_path = Path(args.schema) if args.schema else ROOT / "schemas" / f"{action}.schema.json"
+    space = make_space(schema_path, base, settings, ranges, action) if decision.search else None
     folder = _sweep_folder(args.results_dir, args.name)
     gpus = visible_gpus()
     experiment = args.experiment or str(base.get("model_name") or "") or DEFAULT_EXPERIMENT
@@ -121,10 +136,15 @@ def start(args: Any) -> int:
         "experiment": experiment,
         "spec_path": str(spec_path), "overrides": list(args.overrides), "base_spec": base,
         "setting_pairs": settings_from_args(args), "param_ranges": ranges, "schema": str(schema_path),
-        "storage": args.storage, "study": folder.name,
+        "storage": args.storage, "study": folder.name, "ray_address": getattr(args, "ray_address", None),
+        "pipeline": not getattr(args, "no_pipeline", False) and action == "train",  # best trial's evaluate/export/engine
+        "action": action,
     }  # fmt: skip
     record = SweepRecord(folder, {
-        "name": folder.name, "status": "RUNNING", "started": time.time(),
+        "name": folder.name, "status": "RUNNING", "started": time.time(), "action": action,
+        "metric": {"name": settings.metric, "direction": settings.direction,
+                   "description": action_profile(action).metric_description if settings.metric == action_profile(action).metric
+                   else settings.metric},
         "policy": {"decision": "auto" if decision.search else "off", "reason": decision.reason, "message": decision.message},
         "backend": settings.backend if decision.search else "none",
         "algorithm": {"sampler": settings.algorithm, "fidelity": settings.fidelity, "name": settings.algorithm_name}
@@ -146,13 +166,20 @@ def start(args: Any) -> int:
 def execute(record: SweepRecord, base: dict[str, Any], space: SearchSpace | None, settings: AutomlSettings,
             config: dict[str, Any], max_epochs: int, gpus: list[int], *, create: bool) -> int:  # fmt: skip
     study = None
-    if space is not None:
+    ray_backend = space is not None and settings.backend == "ray"  # Ray Tune: automl/backends/ray_tune.py
+    if space is not None and not ray_backend:
         if settings.backend != "optuna":
-            raise SettingError(f"backend: {settings.backend!r} is not available; use optuna")
+            raise SettingError(f"backend: {settings.backend!r} is not available; use optuna or ray")
+        if settings.algorithm == "pbt":
+            raise SettingError("automl_algorithm: pbt (population based training) runs on Ray Tune; "
+                               "add --backend ray, or choose hyperband, tpe, bayesian or random")  # fmt: skip
         from automl.backends.optuna_study import make_storage, open_study
 
         storage = make_storage(config.get("storage"), record.folder)
-        study = open_study(config["study"], storage, settings, max_epochs, create=create)
+        definition = {**config, "max_epochs": max_epochs, "folder": str(record.folder.resolve())}
+        study = open_study(
+            config["study"], storage, settings, max_epochs, create=create, definition=definition
+        )
         if create and settings.run_baseline and not study.trials:
             from automl.sampling import encode_params
 
@@ -168,12 +195,24 @@ def execute(record: SweepRecord, base: dict[str, Any], space: SearchSpace | None
     plan = SweepPlan(
         folder=record.folder, base_spec=base, space=space, settings=settings, max_epochs=max_epochs,
         concurrency=_concurrency(settings, base, gpus), devices=gpus or None, study=study, tracker=tracker,
-        trial_env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")} if os.environ.get("OMP_NUM_THREADS") else {},
+        action=config.get("action", "train"),
+        trial_env={**({"OMP_NUM_THREADS": os.environ["OMP_NUM_THREADS"]} if os.environ.get("OMP_NUM_THREADS") else {}),
+                   **rendezvous_env(base)},
     )  # fmt: skip
     with SweepDisplay(settings.metric) as display:
-        sweep = Sweep(plan, record, display)
+        # with a shared --storage, `automl worker` processes may join: the trial budget is the study's
+        sweep = (
+            SharedSweep(plan, record, display)
+            if study is not None and config.get("storage")
+            else Sweep(plan, record, display)
+        )
         try:
-            data = sweep.run()
+            if ray_backend:
+                from automl.backends.ray_tune import run_ray_sweep
+
+                data = run_ray_sweep(plan, record, display, address=config.get("ray_address"), create=create)
+            else:
+                data = sweep.run()
         except KeyboardInterrupt:
             record.set(status="STOPPED")
             tracker.finish_sweep(record.data)
@@ -190,6 +229,10 @@ def execute(record: SweepRecord, base: dict[str, Any], space: SearchSpace | None
     else:
         print(f"the sweep found no result: {data.get('failure') or 'no trial finished'}", flush=True)
     print(f"sweep folder: {record.folder}", flush=True)
+    if best and config.get("pipeline", True):
+        from automl.pipeline import pipeline_after_sweep
+
+        pipeline_after_sweep(record, tracker)  # a failed step is recorded; the sweep's result stands
     return 0 if best else 1
 
 
@@ -201,7 +244,8 @@ def resume(sweep_dir: str) -> int:
     base = config["base_spec"]
     space = None
     if data["policy"]["decision"] == "auto":
-        space = make_space(Path(config["schema"]), base, settings, config.get("param_ranges") or {})
+        space = make_space(Path(config["schema"]), base, settings, config.get("param_ranges") or {},
+                           config.get("action", "train"))  # fmt: skip
     record = SweepRecord(folder, data)
     record.set(status="RUNNING", resumed=time.time())
     print(f"resuming sweep {folder}", flush=True)

@@ -10,6 +10,9 @@ tpe/asha, ``bohb`` -> tpe/hyperband (TPE's density model is BOHB's), ``pbt`` -> 
 settings ``sampler`` and ``fidelity`` override either half (``automl_algorithm=hyperband
 sampler=random`` is TAO's own Hyperband).
 
+With no ``automl_algorithm`` (and no ``sampler``) the search is ``hyperband``: TPE proposes and
+Hyperband stops poor trials early; an explicit ``automl_algorithm=tpe`` is TPE alone.
+
 Deviations from TAO's defaults: ``automl_max_epochs`` defaults to None, meaning the spec's
 ``train.num_epochs`` (TAO: 27), so a sweep never trains longer than the spec says;
 ``automl_max_concurrent`` defaults to None, meaning as many trials as the machine's GPUs (or CPU
@@ -38,6 +41,7 @@ ALGORITHMS = {
     "hyperband_es": ("tpe", "hyperband"),
     "hes": ("tpe", "hyperband"),
     "asha": ("tpe", "asha"),
+    "median": ("tpe", "median"),  # median stopping rule (Optuna's MedianPruner, Ray's MedianStoppingRule)
     "bohb": ("tpe", "hyperband"),
     "pbt": ("pbt", "none"),
 }
@@ -64,8 +68,8 @@ class AutomlSettings:
     """Every AutoML setting; the TAO name of each is ``automl_<field>`` unless noted."""
 
     algorithm: str = "tpe"  # the sampler half of automl_algorithm (or `sampler`)
-    fidelity: str = "none"  # the early-stopping half of automl_algorithm (or `fidelity`)
-    algorithm_name: str = "tpe"  # automl_algorithm as TAO names it
+    fidelity: str = "hyperband"  # the early-stopping half of automl_algorithm (or `fidelity`)
+    algorithm_name: str = "hyperband"  # automl_algorithm as TAO names it
     max_recommendations: int = 20  # number of trials
     max_concurrent: int | None = None
     max_epochs: int | None = None  # automl_R; None = train.num_epochs
@@ -90,6 +94,7 @@ class AutomlSettings:
     metric: str = "val_mAP50"
     direction: str = "maximize"
     timeout_per_trial: float | None = None  # seconds
+    time_budget: float | None = None  # seconds for the whole search (not a TAO setting)
     run_baseline: bool = False  # first trial at the spec's own values
     seed: int | None = None
     backend: str = "optuna"
@@ -204,6 +209,7 @@ CHECKS: dict[str, tuple[str, Any]] = {
     "metric": ("metric", _metric),
     "direction": ("direction", _choice("maximize", "minimize")),
     "timeout_per_trial": ("timeout_per_trial", _seconds),
+    "time_budget": ("time_budget", _seconds),
     "run_baseline": ("run_baseline", _bool),
     "seed": ("seed", _opt_int(0)),
     "backend": ("backend", _choice("optuna", "ray")),
@@ -240,7 +246,10 @@ def parse_settings(pairs: Mapping[str, Any]) -> AutomlSettings:
 
 
 def _algorithm(canonical: Mapping[str, Any]) -> dict[str, str]:
-    name = canonical.get("automl_algorithm", "tpe")
+    # the default search: TPE proposes, Hyperband stops poor trials early
+    # with --backend ray the default is ASHA (Ray Tune's asynchronous successive halving)
+    default = "asha" if canonical.get("backend") == "ray" else "hyperband"
+    name = canonical.get("automl_algorithm", "tpe" if "sampler" in canonical else default)
     if not isinstance(name, str):
         raise SettingError(f"automl_algorithm: got {name!r}; expected one of {', '.join(ALGORITHMS)}")
     key = name.strip().lower()

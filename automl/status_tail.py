@@ -119,3 +119,26 @@ def best_report(history: list[EpochReport], metric: str) -> EpochReport | None:
         if best is None or value > best.metrics[metric]:
             best = report
     return best
+
+
+def final_report(line: dict[str, Any], metric: str) -> EpochReport | None:
+    """The result of an action without epochs (quantize): a SUCCESS line whose kpi holds ``metric``
+    and no ``epoch``, reported as epoch 0."""
+    if line.get("status") != "SUCCESS" or "epoch" in line or not isinstance(line.get("kpi"), dict):
+        return None
+    metrics = {str(k): v for k, v in ((k, _as_float(raw)) for k, raw in line["kpi"].items()) if v is not None}
+    return EpochReport(epoch=0, metrics=metrics) if metric in metrics else None
+
+
+TRIAL_ACTIONS = ("train", "distill", "quantize")
+
+
+def trial_status_file(folder: str | Path) -> Path:
+    """A trial folder's status.json: ``<folder>/<action>/status.json`` of the action the trial ran
+    (train, distill or quantize); the train path when none exists yet."""
+    folder = Path(folder)
+    for action in TRIAL_ACTIONS:
+        path = folder / action / "status.json"
+        if path.is_file():
+            return path
+    return folder / "train" / "status.json"

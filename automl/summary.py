@@ -3,7 +3,10 @@
 Layout: ``name``, ``status`` (RUNNING|FINISHED|FAILED|STOPPED), ``policy`` {decision, reason, message},
 ``backend``, ``algorithm``, ``settings``, ``config`` (what ``--resume`` needs), ``space`` (searched and
 excluded parameters), ``trials`` [{number, state, params, value (best val_mAP50), best_epoch,
-last_epoch, checkpoint, seconds, failure_class, error, folder}], ``best`` {...}, ``pipeline`` {}.
+last_epoch, checkpoint, seconds, failure_class, error, folder; with Ray also node_id, node_ip,
+hostname, ray_trial_id; with ``automl worker`` processes also host and worker}], ``best`` {...},
+``pipeline`` {evaluate, export, gen_trt_engine, engine_evaluate: state, metrics, seconds, ...} and,
+with Ray, ``ray`` {address, scheduler, ...}.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import Any
 
 import optuna
 
+from automl.action_profiles import apply_combination
 from automl.display import SweepDisplay
 from automl.gpu_pool import GpuPool
 from automl.launcher import EpochReport, TrialOutcome, run_trial
@@ -45,6 +46,7 @@ class SweepPlan:
     study: optuna.Study | None = None
     trial_env: dict[str, str] = field(default_factory=dict)
     tracker: Any = field(default_factory=NullTracker)  # automl.tracking.Tracker when tracking is on
+    action: str = "train"  # what each trial runs: train | distill | quantize (automl.action_profiles)
 
     @property
     def multi_fidelity(self) -> bool:
@@ -54,6 +56,7 @@ class SweepPlan:
 def trial_spec(
     base: dict[str, Any], params: dict[str, Any], max_epochs: int, validate_every_epoch: bool
 ) -> dict[str, Any]:
+    base, params = apply_combination(base, params)  # a sampled quantize.combination row
     spec = apply_params(base, params)
     spec = set_dotted(spec, "train.num_epochs", max_epochs)
     if validate_every_epoch or int(get_dotted(spec, "train.validation_interval", 1)) > max_epochs:
@@ -74,6 +77,13 @@ class Sweep:
         num_gpus = int(get_dotted(plan.base_spec, "train.num_gpus", 1) or 1)
         self.gpus_per_trial = num_gpus
         self.pool = GpuPool(plan.devices, concurrency=plan.concurrency)
+        budget = plan.settings.time_budget if plan.space is not None else None
+        self.deadline = time.monotonic() + budget if budget else None
+        self.over_time: set[int] = set()
+
+    def past_deadline(self) -> bool:
+        """The search's time budget (``time_budget``, counted from this run's start) is used up."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     # --- counting -----------------------------------------------------------------------------
     def _finished(self) -> list[dict[str, Any]]:
@@ -99,8 +109,9 @@ class Sweep:
         number, params, trial, resume_from = self._ask()
         folder = self.plan.folder / "trials" / f"{number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
-        if resume_from and (Path(resume_from) / "train").is_dir() and not (folder / "train").exists():
-            shutil.copytree(Path(resume_from) / "train", folder / "train", symlinks=True)
+        out = self.plan.action
+        if resume_from and (Path(resume_from) / out).is_dir() and not (folder / out).exists():
+            shutil.copytree(Path(resume_from) / out, folder / out, symlinks=True)
         spec = trial_spec(self.plan.base_spec, params, self.plan.max_epochs, self.plan.multi_fidelity)
         entry = {
             "number": number,
@@ -119,7 +130,7 @@ class Sweep:
             outcome = run_trial(
                 folder, spec, on_epoch=lambda report: self._on_epoch(number, trial, report),
                 metric=self.plan.settings.metric, devices=devices or None,
-                timeout=self.plan.settings.timeout_per_trial, env=self.plan.trial_env,
+                timeout=self.plan.settings.timeout_per_trial, env=self.plan.trial_env, action=self.plan.action,
             )  # fmt: skip
         finally:
             self.pool.release(devices)
@@ -131,6 +142,9 @@ class Sweep:
         self.display.epoch(number, report.epoch, value)
         if trial is None or value is None:
             return False
+        if self.past_deadline():
+            self.over_time.add(number)  # stopped by the time budget; its best epoch still counts
+            return True
         with self.lock:
             trial.report(float(value), step=report.epoch)
             if self.plan.settings.fidelity == "none":
@@ -141,6 +155,8 @@ class Sweep:
         self, number: int, trial: Any, outcome: TrialOutcome, entry: dict[str, Any]
     ) -> dict[str, Any]:
         state = outcome.state
+        if state == "PRUNED" and number in self.over_time:
+            outcome.reason = f"stopped at the time budget after epoch {outcome.last_epoch}"
         if state == "COMPLETE" and outcome.best_value is None:
             state, outcome.failure_class = "FAIL", "no_metric"
             outcome.reason = f"training finished without a {self.plan.settings.metric} value"
@@ -168,20 +184,29 @@ class Sweep:
             "log": outcome.log_path,
         }
         if self.plan.settings.delete_intermediate_ckpt and self.plan.space is not None:
-            keep_only_best_checkpoint(Path(entry["folder"]) / "train", outcome.best_epoch)
+            keep_only_best_checkpoint(Path(entry["folder"]) / self.plan.action, outcome.best_epoch)
         self.record.upsert_trial(done)
         self.plan.tracker.trial_finished(done)
         self.display.trial_finished(number, state, outcome.best_value, outcome.reason)
         return done
 
     # --- the loop -----------------------------------------------------------------------------
+    def may_launch(self, launched: int) -> bool:
+        """Whether another trial may start, ``launched`` having started in this run (with the
+        trials already finished before it). ``automl worker`` processes count the shared study."""
+        return launched < self.total()
+
     def run(self) -> dict[str, Any]:
         total = self.total()
         launched = len(self._finished())
         futures: set[Future] = set()
-        with ThreadPoolExecutor(max_workers=max(1, self.plan.concurrency)) as pool:
+        concurrency = max(1, self.plan.concurrency)
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
             while True:
-                while launched < total and len(futures) < self.plan.concurrency and not self.stop_reason:
+                while self.may_launch(launched) and len(futures) < concurrency and not self.stop_reason:
+                    if self.past_deadline():
+                        self.stop_reason = "time budget used up"
+                        break
                     futures.add(pool.submit(self.run_one))
                     launched += 1
                 if not futures:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from automl.status_tail import trial_status_file
 from automl.tracking_store import finite_float, status_epochs
 
 METRIC = "val_mAP50"
@@ -84,11 +85,11 @@ def importances(summary: Mapping[str, Any]) -> dict[str, float]:
 
 
 def histories(summary: Mapping[str, Any], sweep_dir: Path) -> dict[int, list[tuple[int, float]]]:
-    """Trial number -> [(epoch, val_mAP50)] read from each trial's train/status.json."""
+    """Trial number -> [(epoch, val_mAP50)] read from each trial's status.json."""
     out: dict[int, list[tuple[int, float]]] = {}
     for trial in summary.get("trials") or []:
         folder = Path(trial.get("folder") or Path(sweep_dir) / "trials" / f"{int(trial['number']):04d}")
-        epochs = status_epochs(folder / "train" / "status.json")
+        epochs = status_epochs(trial_status_file(folder))
         points = [(e, m[METRIC]) for e, m in sorted(epochs.items()) if METRIC in m]
         if points:
             out[int(trial["number"])] = points

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from automl.status_tail import trial_status_file
 from automl.tracking_plots import write_plots
 from automl.tracking_store import (
     TAG_KIND,
@@ -154,7 +155,7 @@ class SweepLog:
         folder = Path(entry["folder"]) if entry.get("folder") else self.sweep_dir / "trials" / f"{number:04d}"
         run_id = self.trial(number, entry.get("params") or {}, folder)
         if fill_history:
-            self.writer.log_steps(run_id, status_epochs(folder / "train" / "status.json"))
+            self.writer.log_steps(run_id, status_epochs(trial_status_file(folder)))
         state = str(entry.get("state") or "")
         self.writer.set_tags(run_id, {
             "state": state,
@@ -165,7 +166,8 @@ class SweepLog:
                 "seconds": entry.get("seconds")}  # fmt: skip
         self.writer.log_values_once(run_id, best)
         self.writer.log_files_once(run_id, [folder / "spec.yaml"])
-        self.writer.log_files_once(run_id, [folder / "train" / "status.json"], "train")
+        status_file = trial_status_file(folder)
+        self.writer.log_files_once(run_id, [status_file], status_file.parent.name)
         tail = log_tail(Path(entry.get("log") or folder / "trial.log"))
         if tail is not None:
             self.writer.log_text_once(run_id, tail, "trial_log_tail.txt", replace=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.errors import AutomlError
+from automl.status_tail import trial_status_file
 from automl.summary import read_summary
 from automl.tracking import DEFAULT_EXPERIMENT
 from automl.tracking_runs import TERMINAL, SweepLog
@@ -52,11 +53,12 @@ def _step_record(name: str, record: Any) -> tuple[dict[str, float], list[Path], 
         if number is not None:
             metrics[str(key)] = number
         elif isinstance(value, dict):
-            metrics.update({f"{key}.{k}": finite_float(v) for k, v in value.items() if finite_float(v) is not None})  # type: ignore[misc]  # fmt: skip
+            prefix = "" if key == "metrics" else f"{key}."  # the pipeline's step metrics go in unprefixed
+            metrics.update({f"{prefix}{k}": finite_float(v) for k, v in value.items() if finite_float(v) is not None})  # type: ignore[misc]  # fmt: skip
         elif isinstance(value, str) and key.endswith(("_file", "_path", "_dir")) and Path(value).exists():
             files.append(Path(value))
-    status = str(record.get("status") or ("FAILURE" if record.get("error") else "SUCCESS"))
-    return metrics, files, status
+    status = record.get("status") or record.get("state") or ("FAILURE" if record.get("error") else "SUCCESS")
+    return metrics, files, str(status)
 
 
 def sync_sweep(
@@ -107,7 +109,7 @@ def _sync_trial(log: SweepLog, entry: dict[str, Any], sweep_dir: Path) -> int:
     number = int(entry["number"])
     folder = Path(entry.get("folder") or sweep_dir / "trials" / f"{number:04d}")
     run_id = log.trial(number, entry.get("params") or {}, folder)
-    added = log.writer.log_steps(run_id, status_epochs(folder / "train" / "status.json"))
+    added = log.writer.log_steps(run_id, status_epochs(trial_status_file(folder)))
     if entry.get("state") in TERMINAL:
         log.finish_trial(entry, fill_history=False)
     return added

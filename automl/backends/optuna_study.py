@@ -7,6 +7,7 @@ on Redis), so more processes or machines can join with ``automl worker``.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,9 @@ def make_storage(storage: str | None, sweep_dir: Path) -> Any:
             f"--storage: {storage!r} is not a storage URL; use postgresql://user:pw@host/db, sqlite:///file.db, "
             f"redis://host:6379 or a path ending in .journal"
         )
-    return optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=180)
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5: not the user's concern
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=180)
 
 
 def make_sampler(settings: AutomlSettings) -> optuna.samplers.BaseSampler:
@@ -72,13 +75,26 @@ def make_pruner(settings: AutomlSettings, max_epochs: int) -> optuna.pruners.Bas
     return optuna.pruners.NopPruner()
 
 
+# The study's user attribute that holds what `automl worker` needs to join the sweep.
+DEFINITION_ATTR = "automl_sweep"
+
+
 def open_study(
-    name: str, storage: Any, settings: AutomlSettings, max_epochs: int, *, create: bool
+    name: str,
+    storage: Any,
+    settings: AutomlSettings,
+    max_epochs: int,
+    *,
+    create: bool,
+    definition: dict[str, Any] | None = None,
 ) -> optuna.Study:
+    """Create (``create``) or load the sweep's study. ``definition`` (base spec, settings, ranges,
+    schema, max_epochs, sweep folder, tracking URI) is stored in the study once, so a worker on
+    another machine needs only the storage URL and the study name."""
     direction = "maximize" if settings.direction == "maximize" else "minimize"
     sampler, pruner = make_sampler(settings), make_pruner(settings, max_epochs)
     if create:
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=name,
             storage=storage,
             sampler=sampler,
@@ -86,6 +102,9 @@ def open_study(
             direction=direction,
             load_if_exists=True,
         )
+        if definition is not None and DEFINITION_ATTR not in study.user_attrs:
+            study.set_user_attr(DEFINITION_ATTR, definition)
+        return study
     try:
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     except KeyError:

@@ -115,3 +115,79 @@ def test_a_waiting_trial_starts_when_devices_come_back():
     pool.release(first)
     waiter.join(timeout=5)
     assert got == [[0]]
+
+
+def test_tao_visible_devices_selects_the_gpus():
+    env = {"TAO_VISIBLE_DEVICES": "2,3", "CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+    assert visible_gpus(env) == [2, 3]  # TAO copies TAO_VISIBLE_DEVICES to CUDA_VISIBLE_DEVICES
+    with pytest.raises(SettingError, match="TAO_VISIBLE_DEVICES"):
+        visible_gpus({"TAO_VISIBLE_DEVICES": "MIG-1"})
+
+
+# A stand-in for `rtdetr train` (a real process started by the real launcher): it records the GPUs
+# its environment and spec give it, holds them a moment, and writes one validation and SUCCESS.
+FAKE_TRAIN = """
+import json, os, sys, time
+spec_path = sys.argv[sys.argv.index("-e") + 1]
+folder = os.path.dirname(spec_path)
+import yaml
+spec = yaml.safe_load(open(spec_path))
+started = time.time()
+time.sleep(1.0)
+os.makedirs(os.path.join(folder, "train"), exist_ok=True)
+with open(os.path.join(folder, "devices.json"), "w") as f:
+    json.dump({"cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "tao": os.environ.get("TAO_VISIBLE_DEVICES"),
+               "num_gpus": spec["train"]["num_gpus"], "start": started, "end": time.time()}, f)
+with open(os.path.join(folder, "train", "status.json"), "w") as f:
+    f.write(json.dumps({"status": "RUNNING", "epoch": 0, "kpi": {"val_mAP50": "0.5"}}) + "\\n")
+    f.write(json.dumps({"status": "SUCCESS", "message": "done"}) + "\\n")
+"""
+
+
+def test_a_sweep_packs_two_gpu_trials_on_four_faked_gpus(tmp_path, monkeypatch):
+    """CUDA_VISIBLE_DEVICES=0,1,2,3 and train.num_gpus=2: two trials run at once on {0,1} and {2,3},
+    a third waits for a set to come back, and released sets are reused; no GPU needed."""
+    import json
+    import sys
+
+    import optuna
+
+    import automl.launcher
+    from automl.display import SweepDisplay
+    from automl.run import _concurrency
+    from automl.search_param import SearchParam, SearchSpace
+    from automl.settings import parse_settings
+    from automl.summary import SweepRecord
+    from automl.sweep import Sweep, SweepPlan
+
+    script = tmp_path / "fake_train.py"
+    script.write_text(FAKE_TRAIN)
+    monkeypatch.setattr(automl.launcher, "rtdetr_command", lambda: [sys.executable, str(script)])
+    gpus = visible_gpus({"CUDA_VISIBLE_DEVICES": "0,1,2,3"})
+    settings = parse_settings({"automl_max_recommendations": 5, "automl_algorithm": "random"})
+    base = {"train": {"num_gpus": 2, "num_epochs": 1}}
+    space = SearchSpace([SearchParam("train.optim.lr", "float", 1e-3, 1e-4, 1e-2, "log")])
+    plan = SweepPlan(
+        folder=tmp_path / "sweep", base_spec=base, space=space, settings=settings, max_epochs=1,
+        concurrency=_concurrency(settings, base, gpus), devices=gpus, study=optuna.create_study(direction="maximize"),
+    )  # fmt: skip
+    assert plan.concurrency == 2  # one trial per pair of GPUs
+    (tmp_path / "sweep").mkdir()
+    record = SweepRecord(tmp_path / "sweep", {"name": "gpus", "settings": {}, "config": {}})
+    with SweepDisplay(live=False) as display:
+        data = Sweep(plan, record, display).run()
+    assert [t["state"] for t in data["trials"]] == ["COMPLETE"] * 5
+    seen = [
+        json.loads((tmp_path / "sweep" / "trials" / f"{n:04d}" / "devices.json").read_text())
+        for n in range(5)
+    ]
+    assert {s["cuda"] for s in seen} == {"0,1", "2,3"}
+    assert all(s["tao"] == s["cuda"] and s["num_gpus"] == 2 for s in seen)
+    for i, a in enumerate(seen):  # trials that overlap in time never share a GPU
+        for b in seen[i + 1 :]:
+            if a["start"] < b["end"] and b["start"] < a["end"]:
+                assert a["cuda"] != b["cuda"]
+    times = sorted([(s["start"], 1) for s in seen] + [(s["end"], -1) for s in seen])
+    running = [sum(step for _, step in times[: k + 1]) for k in range(len(times))]
+    assert max(running) <= 2  # a third trial waited for a pair to come back
+    assert {seen[0]["cuda"], seen[1]["cuda"]} == {"0,1", "2,3"}  # the first two ran side by side

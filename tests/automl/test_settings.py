@@ -13,7 +13,11 @@ from automl.settings import AutomlSettings, parse_setting_args, parse_settings
 def test_defaults() -> None:
     settings = parse_settings({})
     assert isinstance(settings, AutomlSettings)
-    assert (settings.algorithm, settings.fidelity, settings.algorithm_name) == ("tpe", "none", "tpe")
+    assert (settings.algorithm, settings.fidelity, settings.algorithm_name) == (
+        "tpe",
+        "hyperband",
+        "hyperband",
+    )
     assert settings.max_recommendations == 20
     assert settings.reduction_factor == 3 and settings.epoch_multiplier == 1
     assert settings.max_epochs is None  # the spec's train.num_epochs

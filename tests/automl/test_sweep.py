@@ -18,6 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 def automl(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    if args and args[0] == "run":  # the best-trial pipeline has its own tests (test_pipeline.py)
+        args = (*args, "--no-pipeline")
     return subprocess.run(
         [sys.executable, "-m", "automl.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -170,3 +172,17 @@ def test_resume_after_the_orchestrator_is_killed(spec_file, tmp_path):
     assert "Resuming from" in Path(rerun["log"]).read_text()
     finished = [t for t in data["trials"] if not t.get("requeued")]
     assert len(finished) == 2 and data["status"] == "FINISHED"
+
+
+def test_time_budget_stops_the_search_and_keeps_what_it_learned(spec_file, tmp_path):
+    # a budget this small is used up before the first validation: that trial stops there and no other starts
+    proc = automl("run", "-e", str(spec_file), "--trials", "4", "--max-epochs", "2", "--results-dir", str(tmp_path),
+                  "--name", "tb", "--seed", "0", "--time-budget", "1s", "--no-track")  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = summary(tmp_path / "tb")
+    assert data["settings"]["time_budget"] == 1.0
+    assert len(data["trials"]) == 1 and data["stopped_early"] == "time budget used up"
+    trial = data["trials"][0]
+    assert trial["state"] == "PRUNED" and trial["last_epoch"] == 0
+    assert trial["error"] == "stopped at the time budget after epoch 0"
+    assert data["best"]["trial"] == 0 and Path(data["best"]["checkpoint"]).is_file()
