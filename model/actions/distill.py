@@ -25,7 +25,7 @@ def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
 
 
 def distill_worker(spec: dict[str, Any]) -> int:
-    from model.actions.train import _freeze, _wrap_distributed
+    from model.actions.train import freeze_modules, wrap_distributed
     from model.checkpoints import load_weights
     from model.data import build_dataloader
     from model.distill.bindings import parse_bindings
@@ -62,14 +62,14 @@ def distill_worker(spec: dict[str, Any]) -> int:
                 if world.is_main:
                     print(f"model.load_teacher_enc_dec: copied {copied} encoder/decoder tensors of the teacher "
                           f"into the student", flush=True)  # fmt: skip
-            _freeze(student, list(train.get("freeze") or []))
+            freeze_modules(student, list(train.get("freeze") or []))
             if activation_checkpoint.wanted(spec, world.size):
                 activation_checkpoint.enable(student)
             student.to(world.device)
             teacher.to(world.device)
             precision = str(train.get("precision", "fp32"))
             # hooks go on the wrapped student's own modules (SyncBatchNorm conversion replaces some)
-            wrapped = _wrap_distributed(student, spec, world)
+            wrapped = wrap_distributed(student, spec, world)
             student = unwrap(wrapped)
             distiller = Distiller(
                 student,

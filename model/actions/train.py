@@ -20,7 +20,7 @@ from model.actions.common import (
 from model.errors import ConfigError
 
 
-def _wrap_distributed(model: Any, spec: dict[str, Any], world: Any) -> Any:
+def wrap_distributed(model: Any, spec: dict[str, Any], world: Any) -> Any:
     import torch
 
     train = spec["train"]
@@ -50,7 +50,7 @@ def _wrap_distributed(model: Any, spec: dict[str, Any], world: Any) -> Any:
     )
 
 
-def _freeze(model: Any, names: Sequence[str]) -> None:
+def freeze_modules(model: Any, names: Sequence[str]) -> None:
     known = {name for name, _ in model.named_children()}
     unknown = [n for n in names if n.split(".")[0] not in known]
     if unknown:
@@ -88,14 +88,14 @@ def train_worker(spec: dict[str, Any]) -> int:
                 report = load_weights(model, train["pretrained_model_path"])
                 if world.is_main:
                     print(report.summary(), flush=True)
-            _freeze(model, list(train.get("freeze") or []))
+            freeze_modules(model, list(train.get("freeze") or []))
             if activation_checkpoint.wanted(spec, world.size):
                 wrapped = activation_checkpoint.enable(model)
                 if world.is_main:
                     print(f"activation checkpointing on {wrapped} blocks", flush=True)
             model.to(world.device)
             parts = {
-                "model": _wrap_distributed(model, spec, world),
+                "model": wrap_distributed(model, spec, world),
                 "criterion": build_criterion(spec).to(world.device),
                 "postprocessor": build_postprocessor(spec).to(world.device),
                 "train_loader": train_loader,

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from model.config.dataset import RTAugmentationConfig, RTDatasetConfig
 from model.config.deploy import (
-    CalibrationConfig,
     RTEvalExpConfig,
     RTExportExpConfig,
-    RTGenTrtEngineExpConfig,
     RTInferenceExpConfig,
-    RTTrtConfig,
 )
 from model.config.distill import DistillationBindingConfig, RTDistillationConfig
 from model.config.experiment import ExperimentConfig, WandBConfig
@@ -21,6 +18,7 @@ from model.config.fields import INF, MISSING
 from model.config.model import BACKBONES, FrozenFMConfig, RTModelConfig
 from model.config.quantize import LayerQuantizationConfig, ModelQuantizationConfig, QuantizationTensorConfig
 from model.config.train import CuDNNConfig, RTEMAConfig, RTOptimConfig, RTTrainExpConfig
+from model.config.trt_engine import CalibrationConfig, RTGenTrtEngineExpConfig, RTTrtConfig
 
 __all__ = [
     "BACKBONES",

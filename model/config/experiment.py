@@ -12,7 +12,6 @@ from model.config.dataset import RTDatasetConfig
 from model.config.deploy import (
     RTEvalExpConfig,
     RTExportExpConfig,
-    RTGenTrtEngineExpConfig,
     RTInferenceExpConfig,
 )
 from model.config.distill import RTDistillationConfig
@@ -20,6 +19,7 @@ from model.config.fields import bool_field, dataclass_field, list_field, str_fie
 from model.config.model import RTModelConfig
 from model.config.quantize import ModelQuantizationConfig
 from model.config.train import RTTrainExpConfig
+from model.config.trt_engine import RTGenTrtEngineExpConfig
 
 
 @dataclass
