@@ -183,6 +183,7 @@ def test_time_budget_stops_the_search_and_keeps_what_it_learned(spec_file, tmp_p
     assert data["settings"]["time_budget"] == 1.0
     assert len(data["trials"]) == 1 and data["stopped_early"] == "time budget used up"
     trial = data["trials"][0]
-    assert trial["state"] == "PRUNED" and trial["last_epoch"] == 0
-    assert trial["error"] == "stopped at the time budget after epoch 0"
+    # the stop is asked for at the first validation; a fast trial may finish one more epoch before it lands
+    assert trial["state"] == "PRUNED" and trial["last_epoch"] in (0, 1)
+    assert trial["error"] == f"stopped at the time budget after epoch {trial['last_epoch']}"
     assert data["best"]["trial"] == 0 and Path(data["best"]["checkpoint"]).is_file()
