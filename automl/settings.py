@@ -95,7 +95,7 @@ class AutomlSettings:
     direction: str = "maximize"
     timeout_per_trial: float | None = None  # seconds
     time_budget: float | None = None  # seconds for the whole search (not a TAO setting)
-    run_baseline: bool = False  # first trial at the spec's own values
+    run_baseline: bool = False  # first trial at the spec's own values; start-up trials explore around the best
     seed: int | None = None
     backend: str = "optuna"
 

@@ -80,6 +80,7 @@ class Sweep:
         budget = plan.settings.time_budget if plan.space is not None else None
         self.deadline = time.monotonic() + budget if budget else None
         self.over_time: set[int] = set()
+        self.best_so_far: dict[int, float] = {}
 
     def past_deadline(self) -> bool:
         """The search's time budget (``time_budget``, counted from this run's start) is used up."""
@@ -145,8 +146,13 @@ class Sweep:
         if self.past_deadline():
             self.over_time.add(number)  # stopped by the time budget; its best epoch still counts
             return True
+        # the schedule sees each trial's best epoch so far: a trial is ranked by its best epoch, and a
+        # one-epoch dip (common in DETR's first epochs) then does not prune a trial that was ahead
+        pick = max if self.plan.settings.direction == "maximize" else min
+        best = pick(float(value), self.best_so_far.get(number, float(value)))
+        self.best_so_far[number] = best
         with self.lock:
-            trial.report(float(value), step=report.epoch)
+            trial.report(best, step=report.epoch)
             if self.plan.settings.fidelity == "none":
                 return False
             return bool(trial.should_prune())

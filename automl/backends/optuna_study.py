@@ -49,15 +49,21 @@ def make_sampler(settings: AutomlSettings) -> optuna.samplers.BaseSampler:
     seed = settings.seed
     if settings.algorithm == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    sampler: optuna.samplers.BaseSampler
     if settings.algorithm == "bayesian":
-        return optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=min(10, max(2, settings.max_recommendations // 3))
+        startup = min(10, max(2, settings.max_recommendations // 3))
+        sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    else:
+        # TPE: few random start-up trials for short sweeps, constant liar so parallel trials spread out
+        startup = min(10, max(2, settings.max_recommendations // 4))
+        sampler = optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True
         )
-    # TPE: few random start-up trials for short sweeps, constant liar so parallel trials spread out
-    startup = min(10, max(2, settings.max_recommendations // 4))
-    return optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True
-    )
+    if settings.run_baseline:  # the spec's values are a known good start: explore around the best first
+        from automl.backends.neighbourhood_sampler import NeighbourhoodStartSampler
+
+        return NeighbourhoodStartSampler(sampler, n_startup_trials=startup, seed=seed)
+    return sampler
 
 
 def make_pruner(settings: AutomlSettings, max_epochs: int) -> optuna.pruners.BasePruner:
