@@ -65,6 +65,20 @@ def _status(args: argparse.Namespace) -> int:
         )
     elif data.get("failure"):
         console.print(f"no result: {data['failure']}")
+    pipeline = data.get("pipeline") or {}
+    if pipeline:
+        from automl.pipeline import STEPS, step_line
+
+        console.print(f"pipeline of trial {pipeline.get('trial')}: {pipeline.get('status')}", highlight=False)
+        for step in STEPS:
+            if isinstance(pipeline.get(step), dict):
+                console.print(
+                    "  " + step_line(step, pipeline[step]).removeprefix("pipeline "),
+                    highlight=False,
+                    markup=False,
+                )
+        if pipeline.get("error"):
+            console.print(f"  stopped: {pipeline['error']}", highlight=False, markup=False)
     return 0
 
 

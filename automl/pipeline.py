@@ -36,6 +36,30 @@ from automl.step_process import FAILED, SKIPPED, SUCCESS, StepOutcome, run_actio
 from automl.summary import SweepRecord
 
 STEPS = ("evaluate", "export", "gen_trt_engine", "engine_evaluate")
+
+
+def step_line(step: str, entry: Mapping[str, Any]) -> str:
+    """One pipeline step as ``automl run`` and ``automl status`` print it."""
+    state = entry.get("state")
+    shown = ""
+    if state == SUCCESS:
+        metrics = entry.get("metrics") or {}
+        if "test_mAP50" in metrics:
+            shown = f" test_mAP50={metrics['test_mAP50']:.4f} test_mAP={metrics.get('test_mAP', float('nan')):.4f}"
+        elif "max_diff" in entry:
+            shown = (
+                f" {entry.get('onnx_file')} (ONNX Runtime vs PyTorch max abs diff {entry['max_diff']:.3g})"
+            )
+        else:
+            shown = f" {entry.get('engine_file') or ''}"
+    why = entry.get("error") or (entry.get("message") if state == SKIPPED else "")
+    return (
+        f"pipeline {step}: {state}{shown}"
+        + (f" ({why})" if why else "")
+        + f" [{entry.get('seconds', 0):.1f} s]"
+    )
+
+
 BEST_FOLDER = "best"
 _BLANK = ("", "???", None)
 
@@ -129,22 +153,8 @@ class Pipeline:
         files = [Path(entry[k]) for k in ("results_file", "onnx_file", "engine_file", "log_file")
                  if entry.get(k) and Path(entry[k]).is_file()]  # fmt: skip
         self.tracker.pipeline_step(step, metrics, files, entry["state"])
-        shown = f" {self._headline(entry)}" if entry["state"] == SUCCESS else ""
-        why = entry.get("error") or (entry.get("message") if entry["state"] == SKIPPED else "")
-        print(f"pipeline {step}: {entry['state']}{shown}" + (f" ({why})" if why else "")
-              + f" [{entry.get('seconds', 0):.1f} s]", flush=True)  # fmt: skip
+        print(step_line(step, entry), flush=True)
         return entry
-
-    @staticmethod
-    def _headline(entry: Mapping[str, Any]) -> str:
-        metrics = entry.get("metrics") or {}
-        if "test_mAP50" in metrics:
-            return (
-                f"test_mAP50={metrics['test_mAP50']:.4f} test_mAP={metrics.get('test_mAP', float('nan')):.4f}"
-            )
-        if "max_diff" in entry:
-            return f"{entry.get('onnx_file')} (ONNX Runtime vs PyTorch max abs diff {entry['max_diff']:.3g})"
-        return str(entry.get("engine_file") or "")
 
     def _run(self, step: str, action: str, overrides: list[str]) -> tuple[StepOutcome, dict[str, Any]]:
         folder = self.best_dir / step

@@ -91,6 +91,11 @@ def test_plain_training_runs_the_pipeline_in_best(sweep):
     assert (spec["export"]["input_height"], spec["export"]["input_width"]) == (64, 64)
     for step in STEPS:
         assert f"pipeline {step}: {pipeline[step]['state']}" in proc.stdout
+    shown = automl("status", str(folder))
+    assert shown.returncode == 0, shown.stderr
+    assert "pipeline of trial 0: FINISHED" in shown.stdout
+    assert f"evaluate: SUCCESS test_mAP50={evaluate['metrics']['test_mAP50']:.4f}" in shown.stdout
+    assert f"engine_evaluate: {deployed['state']}" in shown.stdout
 
 
 def test_each_step_is_an_mlflow_child_run_of_the_sweep(sweep):
