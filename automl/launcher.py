@@ -334,7 +334,11 @@ def _checkpoint(action_dir: Path, epoch: int, last_line: dict[str, Any] | None) 
     path = action_dir / f"model_epoch_{epoch:03d}.pth"
     if path.is_file():
         return str(path)
-    quantized = sorted(action_dir.glob("quantized_model_*.pth")) if action_dir.name == "quantize" else []
+    quantized = (  # torchao / modelopt.pytorch write a .pth, modelopt.onnx a quantized .onnx
+        sorted([*action_dir.glob("quantized_model_*.pth"), *action_dir.glob("quantized_model_*.onnx")])
+        if action_dir.name == "quantize"
+        else []
+    )
     if quantized:
         return str(quantized[0])
     if last_line and last_line.get("best_epoch") == epoch and last_line.get("best_checkpoint"):

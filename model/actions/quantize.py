@@ -3,23 +3,33 @@
 Reads ``quantize.model_path`` (a training checkpoint), measures its COCO mAP on
 ``dataset.test_data_sources`` (``dataset.val_data_sources`` when no test set is given), quantizes the
 modules ``quantize.layers`` selects (minus ``quantize.skip_names``), measures again and writes the
-quantized checkpoint. Runs on a CPU or a GPU (``quantize.device``; cuda falls back to the CPU):
+quantized model. Runs on a CPU or a GPU (``quantize.device``; cuda falls back to the CPU):
 
 - ``backend: torchao``, ``mode: weight_only_ptq``: int8, fp8_e4m3fn or fp8_e5m2 weights (``float8_*``
   spellings accepted) stored quantized, about 4x smaller; fp8 is simulated where the hardware has no
   fp8 arithmetic (``model/quantize/torchao_backend.py``). No calibration data is read.
-- ``backend: modelopt.pytorch``, ``mode: static_ptq``, ``algorithm: max``: int8 or fp8_e4m3fn weights and
-  activations, fake-quantized, calibrated on ``dataset.quant_calibration_data_sources``
+- ``backend: modelopt.pytorch``, ``mode: static_ptq``, ``algorithm: max``, ``awq_lite`` or ``awq_full``:
+  int8 or fp8_e4m3fn weights and activations, fake-quantized, calibrated on
+  ``dataset.quant_calibration_data_sources``; AWQ rescales the Linear layers, convolutions get ``max``
   (``model/quantize/modelopt_backend.py``); the file is not smaller.
+- ``backend: modelopt.onnx``, ``mode: static_ptq``: the checkpoint is exported to ONNX (or
+  ``model_path`` is already an ``.onnx`` file) and ModelOpt writes a QDQ ONNX file: int8 or fp8 with
+  ``max`` / ``entropy`` calibration, or int4 weight-only Linear layers with ``awq_clip``, ``awq_lite``,
+  ``awq_full`` or ``rtn_dq`` (``model/actions/quantize_onnx.py``,
+  ``model/quantize/modelopt_onnx_backend.py``). The before/after mAPs are ONNX Runtime's on the float
+  and the quantized file, as ``rtdetr evaluate evaluate.trt_engine=<file>`` measures them; sizes are
+  the two files'.
 
-Other TAO combinations are refused at validation with what to use instead
-(``model/quantize/combinations.py``).
+Other combinations are refused at validation with what to use instead (``model/quantize/combinations.py``).
 
 Output in ``quantize.results_dir`` (default ``<results_dir>/quantize``): ``quantized_model_<backend>.pth``
 (load it with ``evaluate.checkpoint`` / ``inference.checkpoint``, and torchao files with
-``export.checkpoint``; ``is_quantized: true`` is optional), ``results.json``, ``experiment.yaml`` and
-``status.json`` (STARTED, then SUCCESS with kpi ``test_mAP50_before``, ``test_mAP50`` (after),
-``test_mAP_before``, ``test_mAP``, ``model_size_before_mb``, ``model_size_after_mb`` and ``size_ratio``).
+``export.checkpoint``; ``is_quantized: true`` is optional), or for modelopt.onnx
+``quantized_model_modelopt_onnx.onnx`` (run it with ``evaluate.trt_engine`` / ``inference.trt_engine``, or
+build a TensorRT engine from it with ``gen_trt_engine.onnx_file``) beside the ``float_model.onnx`` it was
+made from; ``results.json``, ``experiment.yaml`` and ``status.json`` (STARTED, then SUCCESS with kpi
+``test_mAP50_before``, ``test_mAP50`` (after), ``test_mAP_before``, ``test_mAP``, ``model_size_before_mb``,
+``model_size_after_mb`` and ``size_ratio``).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import io
 import json
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,9 +47,23 @@ from torch import nn
 from model.actions.common import action_session
 from model.errors import CheckpointError, ConfigError
 
-__all__ = ["QUANTIZED_FILE", "quantize_worker", "run"]
+__all__ = [
+    "FLOAT_ONNX_FILE",
+    "ONNX_FILE",
+    "QUANTIZED_FILE",
+    "evaluation_spec",
+    "load_float_model",
+    "quantize_worker",
+    "report_quantized",
+    "run",
+    "score",
+]
 
 QUANTIZED_FILE = "quantized_model_{backend}.pth"
+ONNX_FILE = "quantized_model_modelopt_onnx.onnx"
+"""modelopt.onnx's output: a QDQ ONNX file (``evaluate.trt_engine`` / ``gen_trt_engine.onnx_file``)."""
+FLOAT_ONNX_FILE = "float_model.onnx"
+"""The float ONNX file modelopt.onnx quantized (exported from ``quantize.model_path``)."""
 _MB = 1024 * 1024
 
 
@@ -57,7 +82,7 @@ def _device(section: Mapping[str, Any]) -> torch.device:
     return torch.device("cpu")
 
 
-def _evaluation_spec(spec: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+def evaluation_spec(spec: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """The spec whose test split is scored: the test set, or the validation set when none is given."""
     dataset = spec.get("dataset") or {}
     test = dataset.get("test_data_sources") or {}
@@ -77,7 +102,7 @@ def _weights_bytes(model: nn.Module) -> int:
     return buffer.tell()
 
 
-def _load_float_model(spec: Mapping[str, Any]) -> tuple[nn.Module, str]:
+def load_float_model(spec: Mapping[str, Any]) -> tuple[nn.Module, str]:
     from model.actions.trained_model import load_trained_model
     from model.quantize.quantized_file import is_quantized_checkpoint
 
@@ -96,7 +121,7 @@ def _load_float_model(spec: Mapping[str, Any]) -> tuple[nn.Module, str]:
     return model, path
 
 
-def _score(spec: Mapping[str, Any], model: nn.Module, device: torch.device) -> dict[str, Any]:
+def score(spec: Mapping[str, Any], model: nn.Module, device: torch.device) -> dict[str, Any]:
     from model.actions.evaluate import evaluate_model
     from model.engine.distributed import World
 
@@ -201,8 +226,39 @@ def _modelopt(spec: Mapping[str, Any], model: nn.Module, device: torch.device) -
     }
 
 
-def quantize_worker(spec: dict[str, Any]) -> int:
+def report_quantized(
+    results_dir: Path,
+    status: Any,
+    results: dict[str, Any],
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    sizes: tuple[int, int],
+    what: str,
+) -> None:
+    """results.json, the summary line and the SUCCESS status line with the kpis every backend writes."""
     from model.engine.status import SUCCESS
+
+    size_before, size_after = sizes
+    (results_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(
+        f"mAP50 {before['mAP50']:.4f} -> {after['mAP50']:.4f}, mAP {before['mAP']:.4f} -> "
+        f"{after['mAP']:.4f} on {before['images']} images; {what} {size_before / _MB:.2f} MB -> "
+        f"{size_after / _MB:.2f} MB. Quantized model: {results['quantized_checkpoint']}",
+        flush=True,
+    )
+    kpi = {
+        "test_mAP50_before": before["mAP50"],
+        "test_mAP50": after["mAP50"],
+        "test_mAP_before": before["mAP"],
+        "test_mAP": after["mAP"],
+        "model_size_before_mb": round(size_before / _MB, 4),
+        "model_size_after_mb": round(size_after / _MB, 4),
+        "size_ratio": round(size_after / size_before, 4),
+    }
+    status.write(SUCCESS, "Quantization finished successfully.", kpi=kpi)
+
+
+def quantize_worker(spec: dict[str, Any]) -> int:
     from model.quantize.quantized_file import save_quantized
 
     section = spec["quantize"]
@@ -215,17 +271,22 @@ def quantize_worker(spec: dict[str, Any]) -> int:
                 "(dtypes int8, fp8_e4m3fn, fp8_e5m2)"
             )
         device = _device(section)
-        model, source = _load_float_model(spec)
-        eval_spec, eval_source = _evaluation_spec(spec)
+        if backend == "modelopt.onnx":
+            from model.actions.quantize_onnx import modelopt_onnx_quantize
+
+            modelopt_onnx_quantize(spec, results_dir, status, device)
+            return 0
+        model, source = load_float_model(spec)
+        eval_spec, eval_source = evaluation_spec(spec)
         print(f"Scoring the float model on {eval_source} ...", flush=True)
-        before = _score(eval_spec, model, device)
+        before = score(eval_spec, model, device)
         size_before = _weights_bytes(model)
         started = time.time()
         done = (_modelopt if backend == "modelopt.pytorch" else _torchao)(spec, model, device)
         model = done.get("model", model)
         seconds = time.time() - started
         print(f"Quantized in {seconds:.1f} s; scoring the quantized model ...", flush=True)
-        after = _score(eval_spec, model, device)
+        after = score(eval_spec, model, device)
         size_after = _weights_bytes(model)
         recipe = {
             "backend": backend,
@@ -250,21 +311,5 @@ def quantize_worker(spec: dict[str, Any]) -> int:
             "file_size_bytes": path.stat().st_size,
             **done["results"],
         }
-        (results_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-        print(
-            f"mAP50 {before['mAP50']:.4f} -> {after['mAP50']:.4f}, mAP {before['mAP']:.4f} -> "
-            f"{after['mAP']:.4f} on {before['images']} images; weights {size_before / _MB:.2f} MB -> "
-            f"{size_after / _MB:.2f} MB. Quantized checkpoint: {path}",
-            flush=True,
-        )
-        kpi = {
-            "test_mAP50_before": before["mAP50"],
-            "test_mAP50": after["mAP50"],
-            "test_mAP_before": before["mAP"],
-            "test_mAP": after["mAP"],
-            "model_size_before_mb": round(size_before / _MB, 4),
-            "model_size_after_mb": round(size_after / _MB, 4),
-            "size_ratio": round(size_after / size_before, 4),
-        }
-        status.write(SUCCESS, "Quantization finished successfully.", kpi=kpi)
+        report_quantized(results_dir, status, results, before, after, (size_before, size_after), "weights")
     return 0

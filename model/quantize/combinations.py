@@ -8,12 +8,16 @@ Rows follow TAO's rules (``tao_automl/search_space/params.py`` and its quantizat
 
 - ``torchao``: weight-only PTQ (int8, fp8). ``quantize.algorithm`` is ignored by TAO's torchao backend,
   so any value is accepted; the one searchable value is ``minmax``. Activation dtypes are ignored.
-- ``modelopt.pytorch``: static PTQ (weights and activations, int8 or fp8_e4m3fn) with ``max``
-  calibration; TAO also searches ``awq_lite`` and ``awq_full`` (not run here).
-- ``modelopt.onnx``: static PTQ of an exported ONNX file with max, entropy, awq_clip, awq_lite,
-  awq_full or rtn_dq.
+- ``modelopt.pytorch``: static PTQ (weights and activations, int8 or fp8_e4m3fn, fake-quantized) with
+  ``max`` calibration, or ``awq_lite`` / ``awq_full`` (activation-aware scaling of the Linear layers'
+  weights; ``model/quantize/modelopt_backend.py``).
+- ``modelopt.onnx``: static PTQ of the exported ONNX graph: ``max`` / ``entropy`` calibration to an int8
+  or fp8 QDQ file, or ModelOpt's int4 weight-only methods ``awq_clip``, ``awq_lite``, ``awq_full``,
+  ``rtn_dq`` (``model/quantize/modelopt_onnx_backend.py``). One ``quantize_mode`` covers the whole graph,
+  so every layer must ask for the same weight dtype; the int4 methods do not use it, so a search pairs
+  them with int8 only.
 
-``runnable_algorithms`` says what this tool runs today; a TAO-valid combination that is not runnable here is a
+``runnable_algorithms`` says what this tool runs; a TAO-valid combination that is not runnable here is a
 validation error that says what to use instead (never a silent fallback).
 """
 
@@ -29,6 +33,7 @@ __all__ = [
     "combination_problems",
     "find_combination",
     "normalize_dtype",
+    "search_weight_dtypes",
     "searchable_combinations",
 ]
 
@@ -55,6 +60,10 @@ class Combination:
     needs: str = ""
     """Python package the backend imports (named in the error when it is missing)."""
     not_runnable_reason: str = ""
+    one_weight_dtype: bool = False
+    """Every ``quantize.layers`` entry must use the same weight dtype (one quantize_mode per graph)."""
+    search_dtypes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(algorithm, weight dtypes) a search pairs it with, where not all of ``weight_dtypes``."""
 
 
 COMBINATIONS: tuple[Combination, ...] = (
@@ -73,12 +82,8 @@ COMBINATIONS: tuple[Combination, ...] = (
         search_algorithms=("max", "awq_lite", "awq_full"),
         accepted_algorithms=("max", "awq_lite", "awq_full"),
         weight_dtypes=("int8", "fp8_e4m3fn"),
-        runnable_algorithms=("max",),
+        runnable_algorithms=None,
         needs="nvidia-modelopt",
-        not_runnable_reason=(
-            "rtdetr quantize runs modelopt.pytorch with quantize.algorithm=max only (awq_lite and awq_full "
-            "are ModelOpt's int4 weight recipes for language models); set quantize.algorithm=max"
-        ),
     ),
     Combination(
         backend="modelopt.onnx",
@@ -86,13 +91,10 @@ COMBINATIONS: tuple[Combination, ...] = (
         search_algorithms=("max", "entropy", "awq_clip", "awq_lite", "awq_full", "rtn_dq"),
         accepted_algorithms=("max", "entropy", "awq_clip", "awq_lite", "awq_full", "rtn_dq"),
         weight_dtypes=("int8", "fp8_e4m3fn"),
-        runnable_algorithms=(),
-        needs="nvidia-modelopt[onnx]",
-        not_runnable_reason=(
-            "the modelopt.onnx backend (QDQ ONNX quantization) is not implemented in rtdetr quantize yet; "
-            "export the model (rtdetr export) and build an INT8 TensorRT engine with calibration "
-            "(gen_trt_engine.tensorrt.data_type=int8), or use quantize.backend=torchao"
-        ),
+        runnable_algorithms=None,
+        needs="nvidia-modelopt onnx_graphsurgeon onnxslim polygraphy onnxconverter-common onnxscript lief cppimport",
+        one_weight_dtype=True,
+        search_dtypes=tuple((a, ("int8",)) for a in ("awq_clip", "awq_lite", "awq_full", "rtn_dq")),
     ),
 )
 
@@ -108,6 +110,14 @@ def normalize_dtype(dtype: object) -> str:
     """TAO's dtype spelling: lower case, ``float8_*`` -> ``fp8_*``; '' and None mean native."""
     text = str(dtype or "native").strip().lower()
     return DTYPE_ALIASES.get(text, text)
+
+
+def search_weight_dtypes(backend: str, algorithm: str) -> tuple[str, ...]:
+    """The weight dtypes a search pairs with ``backend`` / ``algorithm``."""
+    row = find_combination(backend)
+    if row is None:
+        return ()
+    return dict(row.search_dtypes).get(algorithm, row.weight_dtypes)
 
 
 def searchable_combinations() -> list[dict[str, str]]:
@@ -151,6 +161,15 @@ def combination_problems(
                 f"{key}: {dtype!r} is not supported for weights by quantize.backend {row.backend!r}; "
                 f"choose one of {', '.join(row.weight_dtypes)} (or native to leave those layers as they are)"
             )
+    chosen = [(key, normalize_dtype(dtype)) for key, dtype in weight_dtypes]
+    chosen = [(key, value) for key, value in chosen if value in QUANT_DTYPES and value != "native"]
+    if row.one_weight_dtype and len({value for _, value in chosen}) > 1:
+        listed = ", ".join(f"{key}={value}" for key, value in chosen)
+        problems.append(
+            f"{chosen[1][0]}: {row.backend} quantizes the whole graph with one quantize_mode, so every "
+            f"quantize.layers entry must use the same weight dtype (got {listed}); use one dtype (native to "
+            "leave layers out), or quantize.backend=modelopt.pytorch or torchao for a dtype per layer"
+        )
     if not problems and row.runnable_algorithms is not None and algorithm not in row.runnable_algorithms:
         key = "quantize.algorithm" if row.runnable_algorithms else "quantize.backend"
         value = algorithm if row.runnable_algorithms else row.backend

@@ -1,5 +1,5 @@
 """Static PTQ with NVIDIA ModelOpt (``quantize.backend: modelopt.pytorch``, ``mode: static_ptq``,
-``algorithm: max``).
+``algorithm: max``, ``awq_lite`` or ``awq_full``).
 
 ``modelopt.torch.quantization.quantize`` inserts weight and input quantizers into every supported module
 (Linear, Conv2d, ...), the calibration loop runs ``dataset.quant_calibration_data_sources`` through the
@@ -7,6 +7,23 @@ network, and ``max`` calibration sets each quantizer's range. The result is fake
 and activations are rounded to int8 (weights per output channel) or fp8 e4m3 in every call, but the
 tensors stay float, so the checkpoint is not smaller; a TensorRT engine built from its export is
 where the speed and size gain is. Runs on a CPU.
+
+AWQ (activation-aware weight quantization) is a method for ``nn.Linear`` layers, run by ModelOpt with
+the same int8 / fp8 quantizers (no block quantization needed):
+
+- ``awq_lite``: the calibration loop runs twice: first to collect each Linear input's per-channel mean
+  magnitude (and every input quantizer's range), then to search, per Linear, the exponent ``alpha`` in
+  0, 0.1, ..., 1 of the channel scale ``s = act^alpha / weight^(1-alpha)`` whose quantized output is
+  closest to the float output. The weight is multiplied by ``s`` (stored that way) and the input by
+  ``1/s`` (the input quantizer's ``pre_quant_scale``, saved with the quantizers), then the weight range
+  is recalibrated. Linear layers whose forward never runs (the output projection of
+  ``nn.MultiheadAttention``, which reads its weight directly) keep max calibration with a scale of 1.
+- ``awq_full``: ``awq_lite``, then ModelOpt's clip search, which ModelOpt applies only to
+  block-quantized weights (its int4 recipes); with per-channel int8 or per-tensor fp8 weights it has
+  nothing to clip, so ``awq_full`` gives the ``awq_lite`` weights and scales (its extra calibration pass
+  only re-measures the input ranges: they differed by at most 2.4e-7 on the tiny test model).
+- ``Conv2d`` (and any other quantized module) is not AWQ-scaled: its weight and input quantizers get
+  ``max`` calibration from the first pass, exactly as with ``algorithm: max``.
 
 ``quantize.layers`` becomes ModelOpt's ordered ``quant_cfg`` list: everything off, then per entry the
 ``weight_quantizer`` / ``input_quantizer`` of the matched modules (a pattern is a module name with
@@ -107,10 +124,14 @@ def modelopt_restore(model: nn.Module, state: Mapping[str, Any]) -> nn.Module:
 
 
 def count_enabled_quantizers(model: nn.Module) -> dict[str, int]:
-    counts = {"weight": 0, "input": 0}
+    """Enabled weight and input quantizers, and (``awq_scaled``) inputs that carry an AWQ scale."""
+    counts = {"weight": 0, "input": 0, "awq_scaled": 0}
     for name, module in model.named_modules():
         if name.endswith("weight_quantizer") and getattr(module, "is_enabled", False):
             counts["weight"] += 1
         elif name.endswith("input_quantizer") and getattr(module, "is_enabled", False):
             counts["input"] += 1
+        scale = getattr(module, "pre_quant_scale", None) if name.endswith("input_quantizer") else None
+        if scale is not None and not bool(torch.all(scale == 1)):
+            counts["awq_scaled"] += 1
     return counts

@@ -93,13 +93,12 @@ def quantize_search_rows() -> dict[str, Any]:
     allowed backend / mode / algorithm / weight dtype that ``rtdetr quantize`` runs, from the table in
     ``model/quantize/combinations.py`` (TAO's searchable combinations), so the orchestrator, which
     reads only the schema, samples a whole row and never an invalid mix."""
-    from model.quantize.combinations import COMBINATIONS, searchable_combinations
+    from model.quantize.combinations import COMBINATIONS, search_weight_dtypes, searchable_combinations
 
-    dtypes = {row.backend: row.weight_dtypes for row in COMBINATIONS}
     rows = [
         [r["backend"], r["mode"], r["algorithm"], dtype]
         for r in searchable_combinations()
-        for dtype in dtypes[r["backend"]]
+        for dtype in search_weight_dtypes(r["backend"], r["algorithm"])
     ]
     skipped = [
         {"backend": row.backend, "algorithm": algorithm, "reason": row.not_runnable_reason}

@@ -144,7 +144,7 @@ def test_the_quantize_space_samples_whole_allowed_rows_of_every_backend():
     space = quantize_space(schema, base)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
-    for _ in range(60):
+    for _ in range(200):  # 17 rows: enough draws to reach every one
         spec, rest = apply_combination(base, sample_params(space, study.ask()))
         q = spec["quantize"]
         seen.add((q["backend"], q["mode"], q["algorithm"], q["layers"][0]["weights"]["dtype"]))
@@ -168,11 +168,19 @@ def test_a_quantize_space_restriction_that_leaves_no_allowed_row_is_refused():
         quantize_space(schema, base, user_ranges={"train.optim.lr": "1e-4:1e-3"})
 
 
+@pytest.mark.parametrize(
+    ("backend", "written"),
+    [
+        ("modelopt.pytorch", "quantized_model_modelopt.pytorch.pth"),
+        ("modelopt.onnx", "quantized_model_modelopt_onnx.onnx"),
+    ],
+)
 def test_a_modelopt_quantize_trial_completes_with_the_quantized_models_map50(
-    synthetic_data, trained, tmp_path
+    synthetic_data, trained, tmp_path, backend, written
 ):
-    """A modelopt.pytorch row runs calibrated static PTQ; its result counts even if the process is slow to
-    exit after writing it (the launcher stops it 30 s after its final SUCCESS line)."""
+    """A modelopt row runs calibrated static PTQ (in PyTorch, or on the exported ONNX model); its result
+    counts even if the process is slow to exit after writing it (the launcher stops it 30 s after its
+    final SUCCESS line), and the trial's checkpoint is the quantized file."""
     spec = tiny_spec(synthetic_data, tmp_path / "unused")
     spec["dataset"]["quant_calibration_data_sources"] = dict(spec["dataset"]["train_data_sources"][0])
     spec["quantize"] = {
@@ -183,12 +191,13 @@ def test_a_modelopt_quantize_trial_completes_with_the_quantized_models_map50(
     spec_file = write_spec(tmp_path / "quantize.yaml", spec)
     proc = automl("run", "--action", "quantize", "-e", str(spec_file), "--trials", "1", "--results-dir",
                   str(tmp_path), "--name", "m", "--seed", "0", "--no-track",
-                  "--param", "quantize.backend=modelopt.pytorch", "--param", "quantize.layers[*].weights.dtype=int8")  # fmt: skip
+                  "--param", f"quantize.backend={backend}", "--param", "quantize.algorithm=max",
+                  "--param", "quantize.layers[*].weights.dtype=int8")  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (trial,) = summary(tmp_path / "m")["trials"]
     assert trial["state"] == "COMPLETE"
-    assert trial["params"]["quantize.combination"] == "modelopt.pytorch / static_ptq / max / int8"
+    assert trial["params"]["quantize.combination"] == f"{backend} / static_ptq / max / int8"
     folder = Path(trial["folder"])
     final = [json.loads(x) for x in (folder / "quantize" / "status.json").read_text().splitlines()][-1]
     assert trial["value"] == pytest.approx(float(final["kpi"]["test_mAP50"]))
-    assert Path(trial["checkpoint"]).name == "quantized_model_modelopt.pytorch.pth"
+    assert Path(trial["checkpoint"]).name == written

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from model.errors import SpecError
-from model.quantize.combinations import COMBINATIONS, normalize_dtype, searchable_combinations
+from model.quantize.combinations import (
+    COMBINATIONS,
+    normalize_dtype,
+    search_weight_dtypes,
+    searchable_combinations,
+)
 from model.spec import resolve_spec
 
 
@@ -38,15 +43,22 @@ def test_torchao_static_ptq_is_refused_with_the_supported_mode():
 def test_modelopt_combinations_name_the_algorithms_and_what_to_use_here():
     (problem,) = _problems(backend="modelopt.pytorch", mode="static_ptq", algorithm="entropy")
     assert "quantize.algorithm: 'entropy'" in problem and "max, awq_lite, awq_full" in problem
-    (problem,) = _problems(backend="modelopt.pytorch", mode="static_ptq", algorithm="awq_lite")
-    assert problem.startswith("quantize.algorithm: 'awq_lite' with modelopt.pytorch is valid in TAO, but")
-    assert "set quantize.algorithm=max" in problem
-    assert (
-        _resolve(backend="modelopt.pytorch", mode="static_ptq", algorithm="max")["quantize"]["mode"]
-        == "static_ptq"
+    for algorithm in ("max", "awq_lite", "awq_full"):
+        spec = _resolve(backend="modelopt.pytorch", mode="static_ptq", algorithm=algorithm)
+        assert spec["quantize"]["algorithm"] == algorithm
+    for algorithm in ("max", "entropy", "awq_clip", "awq_lite", "awq_full", "rtn_dq"):
+        spec = _resolve(backend="modelopt.onnx", mode="static_ptq", algorithm=algorithm)
+        assert spec["quantize"]["algorithm"] == algorithm
+    (problem,) = _problems(backend="modelopt.onnx", mode="static_ptq", algorithm="minmax")
+    assert problem.startswith(
+        "quantize.algorithm: 'minmax' is not supported by quantize.backend 'modelopt.onnx'"
     )
-    (problem,) = _problems(backend="modelopt.onnx", mode="static_ptq", algorithm="entropy")
-    assert problem.startswith("quantize.backend: 'modelopt.onnx' with modelopt.onnx is valid in TAO, but")
+    (problem,) = _problems(
+        backend="modelopt.onnx", mode="static_ptq", algorithm="max",
+        layers=[{"module_name": "backbone", "weights": {"dtype": "int8"}},
+                {"module_name": "decoder", "weights": {"dtype": "fp8_e4m3fn"}}],
+    )  # fmt: skip
+    assert problem.startswith("quantize.layers[1].weights.dtype: modelopt.onnx quantizes the whole graph")
     (problem,) = _problems(backend="modelopt.onnx", mode="weight_only_ptq", algorithm="max")
     assert problem.startswith(
         "quantize.mode: 'weight_only_ptq' is not supported by quantize.backend 'modelopt.onnx'"
@@ -70,9 +82,20 @@ def test_quantize_keys_are_not_checked_for_other_actions():
 
 def test_one_table_gives_the_searchable_combinations():
     assert {row.backend for row in COMBINATIONS} == {"torchao", "modelopt.pytorch", "modelopt.onnx"}
-    # only what runs here is offered to a search: torchao weight-only + minmax, modelopt static + max
+    # every TAO-searchable combination runs here: torchao weight-only + minmax, modelopt.pytorch static
+    # + max/awq_lite/awq_full, modelopt.onnx static + max/entropy/awq_clip/awq_lite/awq_full/rtn_dq
     assert searchable_combinations() == [
         {"backend": "torchao", "mode": "weight_only_ptq", "algorithm": "minmax"},
-        {"backend": "modelopt.pytorch", "mode": "static_ptq", "algorithm": "max"},
+        *(
+            {"backend": "modelopt.pytorch", "mode": "static_ptq", "algorithm": a}
+            for a in ("max", "awq_lite", "awq_full")
+        ),
+        *(
+            {"backend": "modelopt.onnx", "mode": "static_ptq", "algorithm": a}
+            for a in ("max", "entropy", "awq_clip", "awq_lite", "awq_full", "rtn_dq")
+        ),
     ]
+    # the int4 methods of modelopt.onnx ignore the weight dtype, so a search pairs them with int8 only
+    assert search_weight_dtypes("modelopt.onnx", "awq_clip") == ("int8",)
+    assert search_weight_dtypes("modelopt.onnx", "max") == ("int8", "fp8_e4m3fn")
     assert normalize_dtype("Float8_E4M3FN") == "fp8_e4m3fn" and normalize_dtype(None) == "native"
