@@ -22,14 +22,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The main job: `automl run --policy auto` on the embedded default (the demo preset on the synthetic
-# dataset, generated when missing): the spec's own values first (run_baseline), then trials around
-# the best so far, each stopped by successive halving (asha: one bracket, so every new trial is
-# measured against the baseline's curve) until DEMO_BUDGET of trials is used, then the best trial's
-# pipeline (evaluate -> ONNX export -> TensorRT engine, skipped without one -> deployed evaluation).
+# dataset, generated when missing): the spec's own values first (run_baseline), then population
+# based training from it (pbt, a population of one: each new trial resumes the best trial's best
+# checkpoint for 2 more epochs with its training values moved by x1.2 or /1.2) until DEMO_BUDGET of
+# trials is used, then the best trial's pipeline (evaluate -> ONNX export -> TensorRT engine,
+# skipped without one -> deployed evaluation).
 DEMO_BUDGET ?= 13m
 demo: install
 	$(VENV)/bin/automl run --policy auto --time-budget $(DEMO_BUDGET) --setting run_baseline=true \
-		--setting automl_algorithm=asha --name demo-$$(date +%Y%m%d-%H%M%S)
+		--algorithm pbt --setting automl_population_size=1 --setting automl_eval_interval=2 \
+		--name demo-$$(date +%Y%m%d-%H%M%S)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -77,11 +77,15 @@ class SweepDisplay:
         with self._lock:
             self._emit(text)
 
-    def trial_started(self, number: int, params: dict[str, Any], max_epoch: int) -> None:
+    def trial_started(
+        self, number: int, params: dict[str, Any], max_epoch: int, first_epoch: int = 0, note: str = ""
+    ) -> None:
+        """``first_epoch``/``note``: a PBT clone starts where its parent's checkpoint left off."""
         with self._lock:
-            self.running[number] = {"epoch": 0, "max_epoch": max_epoch, "started": time.time()}
+            self.running[number] = {"epoch": first_epoch, "max_epoch": max_epoch, "first": first_epoch,
+                                    "started": time.time()}  # fmt: skip
             shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()) or "the spec's values"
-            self._emit(f"trial {number} started: {shown}")
+            self._emit(f"trial {number} started{f' ({note})' if note else ''}: {shown}")
 
     def epoch(self, number: int, epoch: int, value: float | None) -> None:
         with self._lock:
@@ -90,8 +94,8 @@ class SweepDisplay:
             if value is not None:
                 row["best"] = max(value, row.get("best", value))
             elapsed = time.time() - row["started"]
-            done = max(1, epoch + 1)
-            row["eta"] = elapsed / done * max(0, int(row.get("max_epoch") or done) - done)
+            done = max(1, epoch + 1 - int(row.get("first") or 0))  # epochs this process trained
+            row["eta"] = elapsed / done * max(0, int(row.get("max_epoch") or epoch + 1) - epoch - 1)
             if value is not None and (self.best is None or value > self.best[1]):
                 self.best = (number, value)
             best = f" | best trial {self.best[0]} {self.best[1]:.4f}" if self.best else ""

@@ -170,9 +170,6 @@ def execute(record: SweepRecord, base: dict[str, Any], space: SearchSpace | None
     if space is not None and not ray_backend:
         if settings.backend != "optuna":
             raise SettingError(f"backend: {settings.backend!r} is not available; use optuna or ray")
-        if settings.algorithm == "pbt":
-            raise SettingError("automl_algorithm: pbt (population based training) runs on Ray Tune; "
-                               "add --backend ray, or choose hyperband, tpe, bayesian or random")  # fmt: skip
         from automl.backends.optuna_study import make_storage, open_study
 
         storage = make_storage(config.get("storage"), record.folder)

@@ -2,7 +2,8 @@
 
 ``automl_algorithm`` picks two things, kept apart here: the ``algorithm`` that proposes
 configurations (``tpe``, ``bayesian`` = Gaussian process with expected improvement, Optuna's
-GPSampler; ``random``; ``pbt``, Ray's population based training) and the ``fidelity`` schedule that
+GPSampler; ``random``; ``pbt``, population based training: Ray's with ``--backend ray``,
+automl/backends/optuna_pbt.py on Optuna) and the ``fidelity`` schedule that
 stops poor trials early (``hyperband``, ``asha``, ``median`` or ``none``). TAO's names map as:
 ``tpe`` -> tpe/none, ``bayesian``/``b`` -> bayesian/none, ``random`` -> random/none,
 ``hyperband``/``h`` -> tpe/hyperband, ``hyperband_es``/``hes`` -> tpe/hyperband, ``asha`` ->
@@ -202,7 +203,7 @@ CHECKS: dict[str, tuple[str, Any]] = {
     "automl_kde_samples": ("kde_samples", _int(1)),
     "automl_top_n_percent": ("top_n_percent", _float(0.0, exclusive=True)),
     "automl_min_points_in_model": ("min_points_in_model", _int(1)),
-    "automl_population_size": ("population_size", _int(2)),
+    "automl_population_size": ("population_size", _int(1)),
     "automl_max_generations": ("max_generations", _int(1)),
     "automl_eval_interval": ("eval_interval", _int(1)),
     "automl_perturbation_factor": ("perturbation_factor", _float(1.0, exclusive=True)),

@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 
 from automl.action_profiles import apply_combination
+from automl.backends.optuna_pbt import Population, clone_of
 from automl.display import SweepDisplay
 from automl.gpu_pool import GpuPool
 from automl.launcher import EpochReport, TrialOutcome, run_trial
@@ -53,6 +54,14 @@ class SweepPlan:
         return self.space is not None and self.settings.fidelity in ("hyperband", "asha")
 
 
+def continue_from(spec: dict[str, Any], clone: Any) -> dict[str, Any]:
+    """A PBT clone's spec: resume the parent's checkpoint, validate and save every epoch."""
+    spec = set_dotted(spec, "train.resume_training_checkpoint_path", clone.checkpoint)
+    spec = set_dotted(spec, "train.num_epochs", clone.epochs)
+    spec = set_dotted(spec, "train.validation_interval", 1)
+    return set_dotted(spec, "train.checkpoint_interval", 1)
+
+
 def trial_spec(
     base: dict[str, Any], params: dict[str, Any], max_epochs: int, validate_every_epoch: bool
 ) -> dict[str, Any]:
@@ -81,6 +90,10 @@ class Sweep:
         self.deadline = time.monotonic() + budget if budget else None
         self.over_time: set[int] = set()
         self.best_so_far: dict[int, float] = {}
+        # automl_algorithm=pbt: founders, then clones of the best (automl/backends/optuna_pbt.py)
+        self.population: Population | None = None
+        if plan.study is not None and plan.space is not None and plan.settings.algorithm == "pbt":
+            self.population = Population(plan.space, plan.settings, seed=plan.settings.seed)
 
     def past_deadline(self) -> bool:
         """The search's time budget (``time_budget``, counted from this run's start) is used up."""
@@ -101,6 +114,8 @@ class Sweep:
             pending = [t["folder"] for t in trials if t.get("requeued") and t.get("folder") not in resumed]
             return len(trials), {}, None, (pending[0] if pending else None)
         with self.lock:
+            if self.population is not None and self.population.founders_launched(self.plan.study):
+                self.population.enqueue_clone(self.plan.study, self._finished())
             trial = self.plan.study.ask()
         assert self.plan.space is not None  # internal invariant: a study always comes with a space
         params = sample_params(self.plan.space, trial)
@@ -123,9 +138,19 @@ class Sweep:
         }
         if resume_from:
             entry["resumed_from"] = resume_from
+        epochs = self.plan.max_epochs
+        clone = clone_of(trial) if self.population is not None else None
+        if clone is not None:  # PBT: continue the parent's best checkpoint for eval_interval epochs
+            spec = continue_from(spec, clone)
+            epochs = clone.epochs
+            entry.update(parent=clone.parent, generation=clone.generation, resume_epoch=clone.resume_epoch)
         self.record.upsert_trial(entry)
         self.plan.tracker.trial_started(number, params, folder)
-        self.display.trial_started(number, params, self.plan.max_epochs)
+        if clone is not None:
+            note = f"continues trial {clone.parent} from epoch {clone.resume_epoch}"
+            self.display.trial_started(number, params, epochs, first_epoch=clone.resume_epoch, note=note)
+        else:
+            self.display.trial_started(number, params, epochs)
         devices = self.pool.acquire(self.gpus_per_trial)
         try:
             outcome = run_trial(
@@ -199,8 +224,13 @@ class Sweep:
     # --- the loop -----------------------------------------------------------------------------
     def may_launch(self, launched: int) -> bool:
         """Whether another trial may start, ``launched`` having started in this run (with the
-        trials already finished before it). ``automl worker`` processes count the shared study."""
-        return launched < self.total()
+        trials already finished before it). ``automl worker`` processes count the shared study.
+        PBT: once the founders are launched, a clone needs a finished trial to continue from."""
+        if launched >= self.total():
+            return False
+        if self.population is not None and self.population.founders_launched(self.plan.study):
+            return bool(self.population.parents(self._finished()))
+        return True
 
     def run(self) -> dict[str, Any]:
         total = self.total()
@@ -216,6 +246,11 @@ class Sweep:
                     futures.add(pool.submit(self.run_one))
                     launched += 1
                 if not futures:
+                    if self.population is not None and launched < total and not self.stop_reason:
+                        self.stop_reason = (
+                            "pbt: no finished trial left to continue from (none left a checkpoint, "
+                            "or every lineage has automl_max_generations generations)"
+                        )
                     break
                 done, futures = wait(futures, return_when=FIRST_COMPLETED)
                 for future in done:

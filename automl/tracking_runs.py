@@ -161,6 +161,8 @@ class SweepLog:
             "state": state,
             "failure_class": entry.get("failure_class") or "",
             "reason": entry.get("error") or "",
+            **({"pbt.parent": str(entry["parent"]), "pbt.generation": str(entry.get("generation")),
+                "pbt.resume_epoch": str(entry.get("resume_epoch"))} if entry.get("parent") is not None else {}),
         })  # fmt: skip
         best = {"best_val_mAP50": entry.get("value"), "best_epoch": entry.get("best_epoch"),
                 "seconds": entry.get("seconds")}  # fmt: skip

@@ -265,6 +265,10 @@ def run_worker(
         raise AutomlError(f"study {study_name!r} in {storage_url} holds no sweep definition; workers join "
                           f"sweeps started with `automl run --storage {storage_url} ...`")  # fmt: skip
     settings = parse_settings(definition["setting_pairs"])
+    if settings.algorithm == "pbt":
+        raise SettingError(f"study {study_name!r} searches with automl_algorithm=pbt, whose clones continue "
+                           f"checkpoints in the sweep's own folder: run it in one `automl run` (with "
+                           f"--concurrency), or use --backend ray for a population across machines")  # fmt: skip
     me = worker_id()
     if settings.seed is not None:  # the same seed would sample the same start-up trials as the others
         settings = dataclasses.replace(settings, seed=(settings.seed + zlib.crc32(me.encode())) % 2**31)

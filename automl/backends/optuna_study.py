@@ -47,7 +47,7 @@ def make_storage(storage: str | None, sweep_dir: Path) -> Any:
 
 def make_sampler(settings: AutomlSettings) -> optuna.samplers.BaseSampler:
     seed = settings.seed
-    if settings.algorithm == "random":
+    if settings.algorithm in ("random", "pbt"):  # PBT's founders are random points (optuna_pbt)
         return optuna.samplers.RandomSampler(seed=seed)
     sampler: optuna.samplers.BaseSampler
     if settings.algorithm == "bayesian":

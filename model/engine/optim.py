@@ -8,6 +8,8 @@ Lightning's default interval in TAO); warmup is per step.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,6 +61,41 @@ def build_scheduler(
         )
     steps = [int(s) for s in optim.get("lr_steps", [1000])]
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=steps, gamma=decay)
+
+
+def follow_spec_after_resume(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    optim: Mapping[str, Any],
+) -> None:
+    """After a resume, train with the spec's ``train.optim`` from the resumed epoch on.
+
+    A checkpoint carries the lr, weight decay and schedule it was trained with; loading it would keep
+    them, so a resume with a lowered ``lr`` (or a population-based-training clone with a perturbed
+    one) would silently train at the old values. AdamW's moments and the epoch and step counters stay
+    as checkpointed; lr, lr_backbone, weight_decay, the schedule (lr_steps / lr_step_size, lr_decay)
+    and the warmup target follow the spec. Resuming with an unchanged spec changes nothing.
+    """
+    lr, lr_backbone = float(optim.get("lr", 1e-4)), float(optim.get("lr_backbone", 1e-5))
+    wd = float(optim.get("weight_decay", 1e-4))
+    decay = float(optim.get("lr_decay", 0.1))
+    epoch = int(scheduler.last_epoch)
+    if isinstance(scheduler, torch.optim.lr_scheduler.StepLR):
+        scheduler.step_size = int(optim.get("lr_step_size", 1000))
+        decays = epoch // scheduler.step_size
+    else:
+        steps = sorted(int(s) for s in optim.get("lr_steps", [1000]))
+        scheduler.milestones = Counter(steps)
+        decays = bisect_right(steps, epoch)
+    scheduler.gamma = decay
+    for group in optimizer.param_groups:
+        name = str(group.get("name", ""))
+        group["initial_lr"] = lr_backbone if name.startswith("backbone") else lr
+        group["weight_decay"] = 0.0 if name.endswith("_no_decay") else wd
+        group["lr"] = group["initial_lr"] * decay**decays
+        group.pop("target_lr", None)  # a warmup in progress restarts from the new lr
+    scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 class Warmup:

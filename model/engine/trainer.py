@@ -22,7 +22,7 @@ from model.data.mscoco import label_to_category_id
 from model.engine.checkpoint_io import find_latest, read_checkpoint, save_checkpoint
 from model.engine.distributed import World, all_gather_objects, all_reduce_mean
 from model.engine.ema import ModelEMA, unwrap
-from model.engine.optim import Warmup, build_optimizer, build_scheduler
+from model.engine.optim import Warmup, build_optimizer, build_scheduler, follow_spec_after_resume
 from model.engine.status import FAILURE, STARTED, SUCCESS, StatusLogger
 from model.engine.validation import autocast_for, evaluate_loader, to_device
 
@@ -131,6 +131,7 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scheduler"):
             self.scheduler.load_state_dict(ckpt["scheduler"])
+        follow_spec_after_resume(self.optimizer, self.scheduler, self.train_cfg["optim"])
         extra = ckpt.get("train_state") or {}
         self.state = TrainState(
             epoch=int(ckpt.get("resume_epoch", int(ckpt["epoch"]) + 1)),

@@ -171,3 +171,19 @@ def test_the_budget_holds_when_processes_race(tmp_path):
     study = optuna.load_study(study_name="race", storage=storage)
     assert sum(ran) == 12 and len(counted(study.get_trials())) == 12
     assert all(t.state.name == "COMPLETE" for t in counted(study.get_trials()))
+
+
+def test_a_worker_refuses_a_pbt_study(tmp_path):
+    """Optuna-backend PBT clones continue checkpoints in the sweep's own folder: one process runs it."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from automl.backends.optuna_study import DEFINITION_ATTR
+
+    journal = tmp_path / "pbt.journal"
+    study = optuna.create_study(study_name="pbt", storage=JournalStorage(JournalFileBackend(str(journal))))
+    study.set_user_attr(DEFINITION_ATTR, {"setting_pairs": {"automl_algorithm": "pbt"}})
+    proc = subprocess.run(automl_cmd("worker", "--storage", str(journal), "--study", "pbt"),
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode != 0 and "automl_algorithm=pbt" in proc.stderr
+    assert "one `automl run`" in proc.stderr and "--backend ray" in proc.stderr

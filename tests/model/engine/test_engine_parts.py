@@ -17,7 +17,7 @@ from model.engine.checkpoint_io import (
     save_checkpoint,
 )
 from model.engine.distributed import plan_launch, torchrun_command
-from model.engine.optim import Warmup, build_optimizer, build_scheduler
+from model.engine.optim import Warmup, build_optimizer, build_scheduler, follow_spec_after_resume
 from model.engine.status import RUNNING, STARTED, StatusLogger, read_status
 from model.errors import CheckpointError, ConfigError
 
@@ -103,6 +103,49 @@ def test_schedulers_and_warmup():
         seen.append(opt.param_groups[0]["lr"])
     warm.release()
     assert seen == pytest.approx([0.25, 0.5, 0.75, 1.0]) and opt.param_groups[0]["lr"] == 1.0
+
+
+def _trained_optimizer(optim: dict, epochs: int) -> tuple[dict, dict]:
+    model = _Tiny()
+    opt = build_optimizer(model, optim)
+    sched = build_scheduler(opt, optim)
+    for _ in range(epochs):
+        model.head(torch.ones(1, 4)).sum().backward()
+        opt.step()
+        sched.step()
+    return opt.state_dict(), sched.state_dict()
+
+
+def _resumed(optim: dict, saved: tuple[dict, dict]):
+    opt = build_optimizer(_Tiny(), optim)
+    sched = build_scheduler(opt, optim)
+    opt.load_state_dict(saved[0])
+    sched.load_state_dict(saved[1])
+    follow_spec_after_resume(opt, sched, optim)
+    return opt, sched
+
+
+def test_a_resume_trains_with_the_specs_lr_and_schedule():
+    old = {"lr": 1.0, "lr_backbone": 0.1, "weight_decay": 0.05, "lr_steps": [2], "lr_decay": 0.1}
+    saved = _trained_optimizer(old, epochs=3)  # past the decay at epoch 2: lr 0.1, backbone 0.01
+
+    opt, _ = _resumed(old, saved)  # the same spec: nothing changes
+    groups = {g["name"]: g for g in opt.param_groups}
+    assert groups["detector"]["lr"] == pytest.approx(0.1) and groups["backbone"]["lr"] == pytest.approx(0.01)
+    assert opt.state_dict()["state"] == saved[0]["state"]  # AdamW's moments and step counts kept
+
+    new = {"lr": 0.5, "lr_backbone": 0.2, "weight_decay": 0.01, "lr_steps": [4], "lr_decay": 0.5}
+    opt, sched = _resumed(new, saved)  # a lowered lr and a later decay, from epoch 3 on
+    groups = {g["name"]: g for g in opt.param_groups}
+    assert groups["detector"]["lr"] == pytest.approx(0.5) and groups["backbone"]["lr"] == pytest.approx(0.2)
+    assert groups["detector"]["weight_decay"] == 0.01 and groups["detector_no_decay"]["weight_decay"] == 0.0
+    opt.step()
+    sched.step()  # epoch 4: the new decay
+    assert {g["name"]: g["lr"] for g in opt.param_groups}["detector"] == pytest.approx(0.25)
+
+    step_lr = {"lr": 1.0, "lr_scheduler": "StepLR", "lr_step_size": 2, "lr_decay": 0.5}
+    opt, _ = _resumed(step_lr, _trained_optimizer(step_lr, epochs=5))  # two decays by epoch 5
+    assert {g["name"]: g["lr"] for g in opt.param_groups}["detector"] == pytest.approx(0.25)
 
 
 def test_tao_launch_variables():
