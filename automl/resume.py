@@ -2,13 +2,15 @@
 
 Finished trials are kept and not re-run. Trials the store still shows RUNNING are marked failed and
 re-queued with the same parameters; the re-queued trial starts in a copy of the interrupted trial's
-folder, so ``rtdetr train`` resumes from its last checkpoint. The sweep then runs until the same total.
+folder, so ``rtdetr train`` resumes from its last checkpoint (a PBT clone starts again from its
+parent's checkpoint). The sweep then runs until the same total.
 """
 
 from __future__ import annotations
 
 import optuna
 
+from automl.backends.optuna_pbt import ATTR as PBT_ATTR
 from automl.summary import SweepRecord
 
 
@@ -19,7 +21,8 @@ def requeue_interrupted(study: optuna.Study, record: SweepRecord) -> list[int]:
     for trial in running:
         folder = folders.get(trial.number) or str(record.folder / "trials" / f"{trial.number:04d}")
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(dict(trial.params), user_attrs={"resume_folder": folder})
+        kept = {k: trial.user_attrs[k] for k in (PBT_ATTR,) if k in trial.user_attrs}  # a PBT clone stays one
+        study.enqueue_trial(dict(trial.params), user_attrs={"resume_folder": folder, **kept})
         record.upsert_trial({
             "number": trial.number, "state": "FAIL", "requeued": True, "failure_class": "killed",
             "error": "interrupted when the orchestrator stopped; re-queued with the same parameters",

@@ -158,3 +158,26 @@ def test_a_pbt_sweep_continues_the_baselines_best_checkpoint(synthetic_data: Pat
         trials[2]["resume_epoch"]
     )
     assert "pbt.parent" not in runs["trial-0000"].data.tags
+
+
+def test_a_resumed_sweep_requeues_an_interrupted_clone_as_a_clone(tmp_path: Path) -> None:
+    """`automl run --resume`: a clone left RUNNING comes back with its parent's checkpoint to continue."""
+    from automl.backends.optuna_pbt import ATTR
+    from automl.resume import requeue_interrupted
+    from automl.summary import SweepRecord
+
+    study = optuna.create_study(direction="maximize")
+    attr = {
+        "parent": 0,
+        "checkpoint": "/x/model_epoch_004.pth",
+        "resume_epoch": 5,
+        "generation": 1,
+        "epochs": 7,
+    }
+    study.enqueue_trial({}, user_attrs={ATTR: attr})
+    interrupted = study.ask()
+    (tmp_path / "sweep").mkdir()
+    record = SweepRecord(tmp_path / "sweep", {"name": "pbt", "settings": {}, "config": {}})
+    assert requeue_interrupted(study, record) == [interrupted.number]
+    again = study.ask()
+    assert clone_of(again) == clone_of(interrupted) and again.user_attrs["resume_folder"]
