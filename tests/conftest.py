@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,12 @@ TAO_SKILL = SHARED / "tao-skill"
 
 # Never let a test write into the user's cache.
 os.environ.setdefault("RTDETR_CACHE_DIR", str(ROOT / ".pytest_cache" / "rtdetr-cache"))
+
+# Ctrl-C tests need SIGINT handled. A shell without job control starts background jobs with SIGINT
+# ignored (`make test &`, nohup), Python then never raises KeyboardInterrupt, and the ignored
+# disposition is inherited by every process a test starts; a handler here resets it for them all.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
