@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -92,6 +93,10 @@ def serve_ui(results_dir: str | Path, port: int = 5000, tracking_uri: str | None
         return 0
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
+    # `kill` (SIGTERM) stops the UI like Ctrl-C, so the server in its own session is stopped too
+    # instead of being left running (the main thread only: that is where Python runs handlers)
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main else None
     process = subprocess.Popen(server_command(uri, artifacts, port), env=server_env(), start_new_session=True)
     try:
         if not wait_until_up(url, process):
@@ -110,4 +115,10 @@ def serve_ui(results_dir: str | Path, port: int = 5000, tracking_uri: str | None
         return 0
     finally:
         stop(process)
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
     return return_code
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

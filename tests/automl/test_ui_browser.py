@@ -30,6 +30,27 @@ playwright_api = pytest.importorskip(
 )
 
 
+def start_ui(results: Path) -> tuple[subprocess.Popen[str], str]:
+    """`serve_ui` in a process of its own, once it printed its URL."""
+    port = free_port()
+    code = f"from automl.ui import serve_ui; raise SystemExit(serve_ui({str(results)!r}, {port}))"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, env=env, cwd=REPO)  # fmt: skip
+    url = ""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not url:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        if not line and process.poll() is not None:
+            break
+        match = re.match(r"MLflow UI: (http://127\.0\.0\.1:\d+)", line)
+        url = match.group(1) if match else ""
+    if url != f"http://127.0.0.1:{port}":
+        process.kill()
+        pytest.fail("serve_ui did not print its URL")
+    return process, url
+
+
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     results = tmp_path_factory.mktemp("ui-results")
@@ -37,21 +58,8 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, sub
     tracker = Tracker.open(None, "ui-test", sweep)
     run_sweep(tracker, sweep)
     experiment_id = tracker.log.writer.experiment_id()
-    port = free_port()
-    code = f"from automl.ui import serve_ui; raise SystemExit(serve_ui({str(results)!r}, {port}))"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, env=env, cwd=REPO)  # fmt: skip
+    process, url = start_ui(results)
     try:
-        url = ""
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not url:
-            line = process.stdout.readline()  # type: ignore[union-attr]
-            if not line and process.poll() is not None:
-                break
-            match = re.match(r"MLflow UI: (http://127\.0\.0\.1:\d+)", line)
-            url = match.group(1) if match else ""
-        assert url == f"http://127.0.0.1:{port}", "serve_ui did not print its URL"
         yield url, experiment_id, process
     finally:
         if process.poll() is None:
@@ -92,3 +100,20 @@ def test_ctrl_c_stops_the_ui_cleanly(ui) -> None:
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0
     assert "MLflow UI stopped" in process.stdout.read()  # type: ignore[union-attr]
+
+
+def test_kill_stops_the_ui_and_its_server(tmp_path: Path) -> None:
+    """SIGTERM (`kill`, a service manager) stops the MLflow server too: nothing is left on the port."""
+    import socket
+
+    sweep = tmp_path / "sweep-kill"
+    run_sweep(Tracker.open(None, "ui-kill", sweep), sweep)
+    process, url = start_ui(tmp_path)
+    process.terminate()
+    assert process.wait(timeout=30) == 0
+    assert "MLflow UI stopped" in process.stdout.read()  # type: ignore[union-attr]
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, (
+            "the MLflow server still listens after the UI was killed"
+        )
