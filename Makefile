@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
-#   make demo   creates .venv, installs, runs the main job on the embedded default
-#   make test   creates .venv, installs, runs all tests
+#   make demo   creates .venv, installs what running needs (install-run), runs the main job on the
+#               embedded default
+#   make test   creates .venv, installs that and the development tools (install-dev), runs all tests
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch and torchvision are installed first, pinned to the builds this machine serves from disk;
@@ -9,14 +10,23 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 DATA ?= data/synthetic
 PYTEST_ARGS ?=
 
-.PHONY: demo test install lint schemas clean
+.PHONY: demo test install install-run install-dev lint schemas clean
 
-install: $(VENV)/.installed
+# install-run: the project and its runtime dependencies (editable), what `make demo` needs.
+# install-dev: that plus the [dev] extra (pytest, ruff, moto, Playwright, ModelOpt) for test and lint.
+install: install-dev
+install-run: $(VENV)/.installed-run
+install-dev: $(VENV)/.installed-dev
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed-run: pyproject.toml setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip check
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-run
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip check
 	touch $@
@@ -28,19 +38,19 @@ $(VENV)/.installed: pyproject.toml
 # trials is used, then the best trial's pipeline (evaluate -> ONNX export -> TensorRT engine,
 # skipped without one -> deployed evaluation).
 DEMO_BUDGET ?= 13m
-demo: install
+demo: install-run
 	$(VENV)/bin/automl run --policy auto --time-budget $(DEMO_BUDGET) --setting run_baseline=true \
 		--algorithm pbt --setting automl_population_size=1 --setting automl_eval_interval=2 \
 		--name demo-$$(date +%Y%m%d-%H%M%S)
 
-test: install
+test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check automl model tests bench
 	$(VENV)/bin/ruff format --check automl model tests bench
 
-schemas: install
+schemas: install-run
 	$(VENV)/bin/rtdetr schemas
 
 clean:

@@ -28,16 +28,16 @@ from automl.errors import AutomlError
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from automl.run import DEMO_SPEC
+    from automl.project_files import demo_spec_file
     from automl.spec import resolve_spec
 
-    spec = resolve_spec(args.experiment_spec or DEMO_SPEC, args.overrides, action=args.action)
+    spec = resolve_spec(args.experiment_spec or demo_spec_file(), args.overrides, action=args.action)
     print(yaml.safe_dump(spec, sort_keys=False), end="")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from automl.run import resume, start
+    from automl.commands.run import resume, start
 
     if args.resume:
         return resume(args.resume)
@@ -47,8 +47,8 @@ def _run(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from automl.display import trials_table
-    from automl.worker import sweep_view
+    from automl.sweep.display import trials_table
+    from automl.sweep.view import sweep_view
 
     data = sweep_view(args.sweep)  # with a shared storage: every process's trials
     best = data.get("best") or {}
@@ -67,7 +67,7 @@ def _status(args: argparse.Namespace) -> int:
         console.print(f"no result: {data['failure']}")
     pipeline = data.get("pipeline") or {}
     if pipeline:
-        from automl.pipeline import STEPS, step_line
+        from automl.pipeline.best_trial import STEPS, step_line
 
         console.print(f"pipeline of trial {pipeline.get('trial')}: {pipeline.get('status')}", highlight=False)
         for step in STEPS:
@@ -83,7 +83,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _best(args: argparse.Namespace) -> int:
-    from automl.worker import sweep_view
+    from automl.sweep.view import sweep_view
 
     data = sweep_view(args.sweep)
     best = data.get("best")
@@ -102,32 +102,34 @@ def _best(args: argparse.Namespace) -> int:
 
 
 def _space(args: argparse.Namespace) -> int:
-    from automl.run import DEMO_SPEC, ROOT, make_space, param_ranges
-    from automl.settings import parse_setting_args, parse_settings
-    from automl.space import format_space_table
+    from automl.commands.sweep_inputs import make_space, param_ranges
+    from automl.project_files import demo_spec_file, schema_file
+    from automl.settings.tao_settings import parse_setting_args, parse_settings
+    from automl.space.build import format_space_table
     from automl.spec import resolve_spec
 
     action = getattr(args, "action", None) or "train"
-    spec = resolve_spec(args.experiment_spec or DEMO_SPEC, args.overrides, action=action, check_paths=False)
+    spec_path = args.experiment_spec or demo_spec_file()
+    spec = resolve_spec(spec_path, args.overrides, action=action, check_paths=False)
     settings = parse_settings(parse_setting_args(args.setting or []))
-    schema = Path(args.schema) if args.schema else ROOT / "schemas" / f"{action}.schema.json"
+    schema = Path(args.schema) if args.schema else schema_file(action)
     print(format_space_table(make_space(schema, spec, settings, param_ranges(args.param), action)))
     return 0
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from automl.worker import run_worker
+    from automl.commands.worker import run_worker
 
     return run_worker(args.storage, args.study, args.results_dir, args.concurrency)
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    from automl.pipeline import FAILED, run_pipeline
-    from automl.summary import SweepRecord, read_summary
-    from automl.tracking import DEFAULT_EXPERIMENT, Tracker
+    from automl.pipeline.best_trial import FAILED, run_pipeline
+    from automl.results.summary import SweepSummary, read_summary
+    from automl.tracking.tracker import DEFAULT_EXPERIMENT, Tracker
 
     folder = Path(args.sweep)
-    record = SweepRecord(folder, read_summary(folder))
+    record = SweepSummary(folder, read_summary(folder))
     config = record.data.get("config") or {}
     uri = (
         "off"
@@ -144,7 +146,7 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from automl.tracking_sync import sync_sweep
+    from automl.tracking.sync import sync_sweep
 
     report = sync_sweep(args.sweep, args.tracking_uri, args.experiment)
     for line in report.lines():
@@ -153,7 +155,7 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from automl.ui import serve_ui
+    from automl.tracking.ui import serve_ui
 
     return serve_ui(args.results_dir, args.port, args.tracking_uri)
 

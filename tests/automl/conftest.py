@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from automl.schema_rows import load_schema
+from automl.space.schema_rows import load_schema
 
 
 @pytest.fixture(scope="module")

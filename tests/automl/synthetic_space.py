@@ -7,8 +7,8 @@ from typing import Any
 
 import optuna
 
-from automl.sampling import sample_params
-from automl.search_param import SearchSpace
+from automl.space.params import SearchSpace
+from automl.space.sampling import sample_params
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

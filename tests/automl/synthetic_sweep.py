@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from automl.status_tail import epoch_report
-from automl.summary import write_json_atomic
+from automl.launch.status_tail import epoch_report
+from automl.results.summary import write_json_atomic
 
 EPOCHS = 3
 # number -> (state, params, val_mAP50 per epoch; the FAIL trial stops after one epoch)

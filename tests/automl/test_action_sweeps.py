@@ -135,8 +135,8 @@ def test_quantize_sweep_refuses_an_early_stopping_algorithm_before_running(synth
 def test_the_quantize_space_samples_whole_allowed_rows_of_every_backend():
     import optuna
 
-    from automl.action_profiles import apply_combination, quantize_space
-    from automl.sampling import sample_params
+    from automl.settings.action_profiles import apply_combination, quantize_space
+    from automl.space.sampling import sample_params
 
     schema = json.loads((ROOT / "schemas" / "quantize.schema.json").read_text())
     base = {"quantize": {"backend": "torchao", "mode": "weight_only_ptq", "algorithm": "minmax",
@@ -157,8 +157,8 @@ def test_the_quantize_space_samples_whole_allowed_rows_of_every_backend():
 
 
 def test_a_quantize_space_restriction_that_leaves_no_allowed_row_is_refused():
-    from automl.action_profiles import quantize_space
     from automl.errors import SettingError
+    from automl.settings.action_profiles import quantize_space
 
     schema = json.loads((ROOT / "schemas" / "quantize.schema.json").read_text())
     base = {"quantize": {"layers": [{"module_name": "*", "weights": {"dtype": "int8"}}]}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from automl.failures import FAILURE_CLASSES, classify, oom_kill_count
+from automl.launch.failures import FAILURE_CLASSES, classify, oom_kill_count
 
 SUCCESS = {"status": "SUCCESS", "message": "Train finished successfully.", "best_epoch": 1}
 RUNNING = {"status": "RUNNING", "epoch": 3, "kpi": {"val_mAP50": "0.1"}}

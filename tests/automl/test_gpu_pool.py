@@ -9,7 +9,7 @@ import time
 import pytest
 
 from automl.errors import AutomlError, SettingError
-from automl.gpu_pool import GpuPool, PoolError, cpu_count, visible_gpus
+from automl.launch.devices import GpuPool, PoolError, cpu_count, visible_gpus
 
 
 def test_visible_gpus_from_cuda_visible_devices():
@@ -150,32 +150,31 @@ def test_a_sweep_packs_two_gpu_trials_on_four_faked_gpus(tmp_path, monkeypatch):
     import json
     import sys
 
-    import optuna
-
-    import automl.launcher
-    from automl.display import SweepDisplay
-    from automl.run import _concurrency
-    from automl.search_param import SearchParam, SearchSpace
-    from automl.settings import parse_settings
-    from automl.summary import SweepRecord
-    from automl.sweep import Sweep, SweepPlan
+    import automl.launch.launcher
+    from automl.backends.optuna.backend import OptunaBackend
+    from automl.commands.sweep_inputs import concurrency
+    from automl.results.summary import SweepSummary
+    from automl.settings.tao_settings import parse_settings
+    from automl.space.params import SearchParam, SearchSpace
+    from automl.sweep.display import SweepDisplay
+    from automl.sweep.loop import SweepLoop, SweepPlan
 
     script = tmp_path / "fake_train.py"
     script.write_text(FAKE_TRAIN)
-    monkeypatch.setattr(automl.launcher, "rtdetr_command", lambda: [sys.executable, str(script)])
+    monkeypatch.setattr(automl.launch.launcher, "rtdetr_command", lambda: [sys.executable, str(script)])
     gpus = visible_gpus({"CUDA_VISIBLE_DEVICES": "0,1,2,3"})
     settings = parse_settings({"automl_max_recommendations": 5, "automl_algorithm": "random"})
     base = {"train": {"num_gpus": 2, "num_epochs": 1}}
     space = SearchSpace([SearchParam("train.optim.lr", "float", 1e-3, 1e-4, 1e-2, "log")])
     plan = SweepPlan(
         folder=tmp_path / "sweep", base_spec=base, space=space, settings=settings, max_epochs=1,
-        concurrency=_concurrency(settings, base, gpus), devices=gpus, study=optuna.create_study(direction="maximize"),
+        concurrency=concurrency(settings, base, gpus), devices=gpus,
     )  # fmt: skip
     assert plan.concurrency == 2  # one trial per pair of GPUs
     (tmp_path / "sweep").mkdir()
-    record = SweepRecord(tmp_path / "sweep", {"name": "gpus", "settings": {}, "config": {}})
+    record = SweepSummary(tmp_path / "sweep", {"name": "gpus", "settings": {}, "config": {}})
     with SweepDisplay(live=False) as display:
-        data = Sweep(plan, record, display).run()
+        data = SweepLoop(plan, record, display).run(OptunaBackend(plan))
     assert [t["state"] for t in data["trials"]] == ["COMPLETE"] * 5
     seen = [
         json.loads((tmp_path / "sweep" / "trials" / f"{n:04d}" / "devices.json").read_text())

@@ -14,8 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from automl.launcher import EpochReport, TrialInterrupted, run_trial, stop_all_trials, trial_environment
-from automl.status_tail import StatusTail
+from automl.launch.launcher import (
+    EpochReport,
+    TrialInterrupted,
+    run_trial,
+    stop_all_trials,
+    trial_environment,
+)
+from automl.launch.status_tail import StatusTail
 from tests.conftest import tiny_spec
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from automl.worker import rendezvous_env
+from automl.launch.rendezvous import rendezvous_env
 from tests.conftest import tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,9 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from automl.backends.neighbourhood_sampler import NeighbourhoodStartSampler, perturb
-from automl.backends.optuna_study import make_sampler
-from automl.settings import parse_settings
+from automl.backends.optuna.neighbourhood_sampler import NeighbourhoodStartSampler, perturb
+from automl.backends.optuna.study import make_sampler
+from automl.settings.tao_settings import parse_settings
 
 BASELINE = {"lr": 1e-3, "batch": 8, "opt": "adamw", "prob": 0.0}
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from automl.backends.optuna_pbt import Population, clone_of, explore_moves, perturb_params
-from automl.backends.ray_trainable import space_distributions
-from automl.run import make_space
-from automl.sampling import sample_params
-from automl.settings import parse_settings
+from automl.backends.optuna.pbt import Population, clone_of, explore_moves, perturb_params
+from automl.backends.ray_tune.trainable import space_distributions
+from automl.commands.sweep_inputs import make_space
+from automl.results.trial_record import TrialRecord, TrialState
+from automl.settings.tao_settings import parse_settings
+from automl.space.sampling import sample_params
 from tests.conftest import tiny_spec, write_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -84,10 +85,11 @@ def test_clones_copy_a_top_trial_after_the_founders(space, tmp_path: Path) -> No
         study.tell(trial, value)
         ckpt = tmp_path / f"{number}.pth"
         ckpt.write_bytes(b"weights")
-        finished.append({"number": number, "state": "COMPLETE", "value": value, "best_epoch": 4,
-                         "checkpoint": str(ckpt)})  # fmt: skip
+        finished.append(
+            TrialRecord(number, state=TrialState.COMPLETE, value=value, best_epoch=4, checkpoint=str(ckpt))
+        )
     assert population.founders_launched(study)
-    assert [t["number"] for t in population.parents(finished)] == [1]  # the top quarter
+    assert [t.number for t in population.parents(finished)] == [1]  # the top quarter
 
     clone = population.enqueue_clone(study, finished)
     assert clone is not None
@@ -100,7 +102,7 @@ def test_clones_copy_a_top_trial_after_the_founders(space, tmp_path: Path) -> No
     assert values != parent_values
 
     # a clone at automl_max_generations has no children; a trial without its checkpoint neither
-    finished = [{**finished[1], "generation": 2}, {**finished[2], "checkpoint": str(tmp_path / "gone.pth")}]
+    finished = [finished[1].updated(generation=2), finished[2].updated(checkpoint=str(tmp_path / "gone.pth"))]
     assert population.parents(finished) == []
     assert population.enqueue_clone(study, finished) is None
 
@@ -162,9 +164,11 @@ def test_a_pbt_sweep_continues_the_baselines_best_checkpoint(synthetic_data: Pat
 
 def test_a_resumed_sweep_requeues_an_interrupted_clone_as_a_clone(tmp_path: Path) -> None:
     """`automl run --resume`: a clone left RUNNING comes back with its parent's checkpoint to continue."""
-    from automl.backends.optuna_pbt import ATTR
-    from automl.resume import requeue_interrupted
-    from automl.summary import SweepRecord
+    from automl.backends.base import SweepPlan
+    from automl.backends.optuna.pbt import ATTR
+    from automl.backends.optuna.resume import requeue_interrupted
+    from automl.results.summary import SweepSummary
+    from automl.sweep.loop import SweepLoop
 
     study = optuna.create_study(direction="maximize")
     attr = {
@@ -177,7 +181,10 @@ def test_a_resumed_sweep_requeues_an_interrupted_clone_as_a_clone(tmp_path: Path
     study.enqueue_trial({}, user_attrs={ATTR: attr})
     interrupted = study.ask()
     (tmp_path / "sweep").mkdir()
-    record = SweepRecord(tmp_path / "sweep", {"name": "pbt", "settings": {}, "config": {}})
-    assert requeue_interrupted(study, record) == [interrupted.number]
+    summary = SweepSummary(tmp_path / "sweep", {"name": "pbt", "settings": {}, "config": {}})
+    plan = SweepPlan(tmp_path / "sweep", {}, None, parse_settings({}), max_epochs=7, concurrency=1)
+    hooks = SweepLoop(plan, summary, display=None)  # type: ignore[arg-type]
+    assert requeue_interrupted(study, hooks) == [interrupted.number]
+    assert summary.trials()[0].requeued and summary.trials()[0].state == TrialState.FAIL
     again = study.ask()
     assert clone_of(again) == clone_of(interrupted) and again.user_attrs["resume_folder"]

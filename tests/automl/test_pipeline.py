@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from automl.pipeline import pipeline_spec
+from automl.pipeline.best_trial import pipeline_spec
 from tests.conftest import data_sources, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from automl.errors import AutomlError, SettingError
-from automl.policy import NOT_RUNNABLE, Plan, resolve_policy
+from automl.settings.policy import NOT_RUNNABLE, Plan, resolve_policy
 
 FILES = ("references/skill_info.yaml", "schemas/train.schema.json", "references/spec_template_train.yaml")
 

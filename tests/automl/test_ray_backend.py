@@ -16,10 +16,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from automl.backends.ray_trainable import decode_params, space_distributions
-from automl.run import make_space
-from automl.sampling import sample_params
-from automl.settings import parse_settings
+from automl.backends.ray_tune.trainable import decode_params, space_distributions
+from automl.commands.sweep_inputs import make_space
+from automl.settings.tao_settings import parse_settings
+from automl.space.sampling import sample_params
 from tests.conftest import tiny_spec, write_spec
 
 
@@ -72,7 +72,7 @@ def test_pbt_domains_keep_the_space_constraints(space) -> None:
     (dependencies such as num_select <= num_queries, ranges), even when a value is pushed out of range."""
     import random
 
-    from automl.backends.ray_tune import _tune_domains
+    from automl.backends.ray_tune.tuner import _tune_domains
 
     domains = _tune_domains(space)
     assert set(domains) == set(space_distributions(space))

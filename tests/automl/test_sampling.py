@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from automl.errors import SettingError
-from automl.space import build_space, encode_params, sample_params
+from automl.space.build import build_space, encode_params, sample_params
 from tests.automl.synthetic_space import SYNTH, draw, random_study, spec_of, tao_schema
 
 

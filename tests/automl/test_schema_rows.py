@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from automl.errors import SettingError
-from automl.schema_rows import load_schema, schema_rows
+from automl.space.schema_rows import load_schema, schema_rows
 
 
 @pytest.fixture(scope="module")

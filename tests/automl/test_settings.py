@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from automl.errors import SettingError
-from automl.settings import AutomlSettings, parse_setting_args, parse_settings
+from automl.settings.tao_settings import AutomlSettings, parse_setting_args, parse_settings
 
 
 def test_defaults() -> None:
@@ -85,9 +85,9 @@ def test_sampler_and_fidelity_override_either_half() -> None:
         ({"automl_hyperparameters": ["train.optim.lr"]}, "hyperparameters", ("train.optim.lr",)),
         ({"automl_hyperparameters": "[train.optim.lr, model.dec_layers]"}, "hyperparameters",
          ("train.optim.lr", "model.dec_layers")),
-        ({"automl_max_trials": 30}, "max_trials", 30),
-        ({"automl_population_size": 4}, "population_size", 4),
-        ({"automl_perturbation_factor": 1.5}, "perturbation_factor", 1.5),
+        ({"automl_algorithm": "asha", "automl_max_trials": 30}, "max_trials", 30),
+        ({"automl_algorithm": "pbt", "automl_population_size": 4}, "population_size", 4),
+        ({"automl_algorithm": "pbt", "automl_perturbation_factor": 1.5}, "perturbation_factor", 1.5),
         ({"timeout_per_trial": 90}, "timeout_per_trial", 90.0),
         ({"timeout_per_trial": "30m"}, "timeout_per_trial", 1800.0),
         ({"timeout_per_trial": "1.5h"}, "timeout_per_trial", 5400.0),
@@ -162,7 +162,7 @@ def test_parse_setting_args_types_values_like_yaml() -> None:
     pairs = parse_setting_args(
         [
             "automl_max_recommendations=10",
-            "automl_algorithm=bayesian",
+            "automl_algorithm=hes",
             "automl_delete_intermediate_ckpt=false",
             "automl_hyperparameters=[train.optim.lr, model.dec_layers]",
             "automl_early_stop_threshold=1e-2",
@@ -172,7 +172,7 @@ def test_parse_setting_args_types_values_like_yaml() -> None:
     )
     assert pairs == {
         "automl_max_recommendations": 10,
-        "automl_algorithm": "bayesian",
+        "automl_algorithm": "hes",
         "automl_delete_intermediate_ckpt": False,
         "automl_hyperparameters": ["train.optim.lr", "model.dec_layers"],
         "automl_early_stop_threshold": 0.01,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from automl.errors import SettingError
-from automl.schema_rows import load_schema
-from automl.space import apply_params, build_space, format_space_table
+from automl.space.build import apply_params, build_space, format_space_table
+from automl.space.schema_rows import load_schema
 from tests.automl.synthetic_space import SYNTH, draw, spec_of, tao_schema
 
 # ---- the RT-DETR default space ------------------------------------------------------------------

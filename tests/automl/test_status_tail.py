@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from automl.status_tail import EpochReport, StatusTail, best_report, epoch_report, parse_seconds
+from automl.launch.status_tail import EpochReport, StatusTail, epoch_report, parse_seconds
+from automl.results.objective import Objective
 
 
 def running(epoch: int, map50: str, **kpi: str) -> dict:
@@ -70,8 +71,15 @@ def test_epoch_report_parses_kpi_strings_and_time():
     assert parse_seconds("1:00:01") == 3601.0 and parse_seconds(2.5) == 2.5 and parse_seconds("") is None
 
 
-def test_best_report_takes_the_largest_finite_value_earliest_on_ties():
-    history = [EpochReport(0, {"m": 0.2}), EpochReport(1, {"m": float("nan")}), EpochReport(2, {"m": 0.4}),
-               EpochReport(3, {"m": 0.4})]  # fmt: skip
-    assert best_report(history, "m").epoch == 2
-    assert best_report([], "m") is None
+def test_the_objective_takes_the_best_finite_value_earliest_on_ties():
+    history = [
+        EpochReport(0, {"m": 0.2}),
+        EpochReport(1, {"m": float("nan")}),
+        EpochReport(2, {"m": 0.4}),
+        EpochReport(3, {"m": 0.4}),
+        EpochReport(4, {"m": 0.1}),
+    ]
+    assert Objective("m").best(history, lambda r: r.metrics.get("m")).epoch == 2
+    # a minimized metric (val_loss): the lowest value, not the largest
+    assert Objective("m", "minimize").best(history, lambda r: r.metrics.get("m")).epoch == 4
+    assert Objective("m").best([], lambda r: r.metrics.get("m")) is None

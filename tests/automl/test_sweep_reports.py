@@ -6,15 +6,35 @@ from types import SimpleNamespace
 
 import optuna
 
-from automl.settings import parse_settings
-from automl.status_tail import EpochReport
-from automl.sweep import Sweep, SweepPlan
+from automl.backends.base import SweepPlan, TrialRequest
+from automl.backends.optuna.backend import OptunaBackend
+from automl.launch.status_tail import EpochReport
+from automl.results.summary import SweepSummary
+from automl.settings.tao_settings import parse_settings
+from automl.space.params import SearchParam, SearchSpace
+from automl.sweep.loop import SweepLoop
+
+SPACE = SearchSpace([SearchParam("train.optim.lr", "float", 1e-3, 1e-4, 1e-2, "log")])
 
 
-def _sweep(tmp_path, study: optuna.Study, **settings) -> Sweep:
-    plan = SweepPlan(folder=tmp_path, base_spec={}, space=None, settings=parse_settings(settings),
-                     max_epochs=5, concurrency=1, study=study)  # fmt: skip
-    return Sweep(plan, record=None, display=SimpleNamespace(epoch=lambda *args: None))
+class _Sweep:
+    """The loop's epoch handling in front of an Optuna backend on ``study``."""
+
+    def __init__(self, tmp_path, study: optuna.Study, **settings):
+        plan = SweepPlan(
+            folder=tmp_path, base_spec={}, space=SPACE, settings=parse_settings(settings), max_epochs=5, concurrency=1
+        )
+        self.backend = OptunaBackend(plan)
+        self.backend.study = study
+        display = SimpleNamespace(epoch=lambda *args: None)
+        self.loop = SweepLoop(plan, SweepSummary(tmp_path, {}), display)  # type: ignore[arg-type]
+
+    def _on_epoch(self, number, trial, report: EpochReport) -> bool:
+        return self.loop._on_epoch(self.backend, TrialRequest(number, {}, handle=trial), report)
+
+
+def _sweep(tmp_path, study: optuna.Study, **settings) -> _Sweep:
+    return _Sweep(tmp_path, study, **settings)
 
 
 def test_the_schedule_sees_each_trials_best_epoch_so_far(tmp_path):

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from automl.summary import write_json_atomic
-from automl.tracking import NullTracker, Tracker
-from automl.tracking_plots import importances, write_plots
-from automl.tracking_sync import sync_sweep
-from automl.ui import free_port
+from automl.results.summary import write_json_atomic
+from automl.tracking.plots import importances, write_plots
+from automl.tracking.sync import sync_sweep
+from automl.tracking.tracker import NullTracker, Tracker
+from automl.tracking.ui import free_port
 from tests.automl.synthetic_sweep import BEST, TRIALS, run_sweep
 
 EXPERIMENT = "tracking-test"
@@ -108,7 +108,7 @@ def test_best_model_is_registered_with_links_to_sweep_and_trial(tracked) -> None
     assert len(versions) == 1
     version = versions[0]
     assert version.run_id == tracker.run_id(BEST)
-    assert version.tags["automl.sweep"] == "sweep-one" and version.tags["automl.trial"] == str(BEST)
+    assert version.tags["automl.sweep.loop"] == "sweep-one" and version.tags["automl.trial"] == str(BEST)
     assert version.tags["parent_run_id"] == tracker.parent_run_id
     model_files = {Path(a.path).name for a in client.list_artifacts(version.run_id, "model")}
     assert model_files == {"model_epoch_002.pth"}
@@ -172,7 +172,7 @@ def test_sync_logs_an_untracked_sweep_once(tmp_path: Path) -> None:
 
 def test_unreachable_store_warns_once_and_never_raises(tmp_path: Path, caplog) -> None:
     sweep = tmp_path / "sweep-dead"
-    caplog.set_level(logging.INFO, logger="automl.tracking")
+    caplog.set_level(logging.INFO, logger="automl.tracking.tracker")
     started = time.monotonic()
     tracker = Tracker.open(f"http://127.0.0.1:{free_port()}", EXPERIMENT, sweep)
     run_sweep(tracker, sweep)
@@ -208,7 +208,7 @@ def test_tracking_uri_none_turns_tracking_off(tmp_path: Path) -> None:
 
 def test_ui_without_a_store_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from automl.errors import AutomlError
-    from automl.ui import serve_ui
+    from automl.tracking.ui import serve_ui
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(AutomlError, match=r"no MLflow store here \(mlflow.db is missing\)"):

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from automl.tracking import Tracker
-from automl.tracking_sync import sync_sweep
-from automl.ui import free_port, server_env, stop, wait_until_up
+from automl.tracking.sync import sync_sweep
+from automl.tracking.tracker import Tracker
+from automl.tracking.ui import free_port, server_env, stop, wait_until_up
 from tests.automl.synthetic_sweep import BEST, TRIALS, run_sweep
 
 EXPERIMENT = "server-test"
@@ -85,7 +85,7 @@ def test_sweep_tracked_through_a_server(server: MlflowServer, tmp_path: Path) ->
             a.path for a in client.list_artifacts(run.info.run_id)
         }
     (version,) = client.search_model_versions(f"name = '{EXPERIMENT}-rtdetr'")
-    assert version.run_id == tracker.run_id(BEST) and version.tags["automl.sweep"] == "sweep-served"
+    assert version.run_id == tracker.run_id(BEST) and version.tags["automl.sweep.loop"] == "sweep-served"
     # artifacts went through the server into its --artifacts-destination
     assert list((server.root / "artifacts").rglob("model_epoch_002.pth"))
 
@@ -94,7 +94,7 @@ def test_server_dying_mid_sweep_then_sync_fills_the_gaps(
     server: MlflowServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     sweep = tmp_path / "sweep-interrupted"
-    caplog.set_level(logging.INFO, logger="automl.tracking")
+    caplog.set_level(logging.INFO, logger="automl.tracking.tracker")
     tracker = Tracker.open(server.url, f"{EXPERIMENT}-2", sweep)
     stopped_at: list[float] = []
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from automl.tracking import Tracker
-from automl.ui import free_port
+from automl.tracking.tracker import Tracker
+from automl.tracking.ui import free_port
 from tests.automl.synthetic_sweep import TRIALS, run_sweep
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,7 +33,7 @@ playwright_api = pytest.importorskip(
 def start_ui(results: Path) -> tuple[subprocess.Popen[str], str]:
     """`serve_ui` in a process of its own, once it printed its URL."""
     port = free_port()
-    code = f"from automl.ui import serve_ui; raise SystemExit(serve_ui({str(results)!r}, {port}))"
+    code = f"from automl.tracking.ui import serve_ui; raise SystemExit(serve_ui({str(results)!r}, {port}))"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                text=True, env=env, cwd=REPO)  # fmt: skip

@@ -55,21 +55,24 @@ def check_shared_sweep(
         (t.number, t.state) for t in study.get_trials()
     ]
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
-    workers = {t.user_attrs["worker"] for t in trials}
+    # the storage is the ledger: each trial's record, written by the process that ran it
+    records = {t.number: t.user_attrs["record"] for t in trials}
+    workers = {r["worker"] for r in records.values()}
     assert len(workers) >= 2, workers  # more than one process ran trials
-    assert all(t.user_attrs.get("host") for t in trials)
-    folders = [t.user_attrs["folder"] for t in trials]
+    assert all(r.get("host") for r in records.values())
+    assert all(r["state"] == t.state.name for t, r in zip(trials, records.values(), strict=True))
+    folders = [r["folder"] for r in records.values()]
     assert len(set(folders)) == BUDGET and all((Path(f) / "spec.yaml").is_file() for f in folders)
     over = [t for t in study.get_trials() if t.user_attrs.get("over_budget")]
-    assert all(t.state.name == "FAIL" and "folder" not in t.user_attrs for t in over)  # never ran
-    from automl.worker import sweep_view
+    assert all(t.state.name == "FAIL" and "record" not in t.user_attrs for t in over)  # never ran
+    from automl.sweep.view import sweep_view
 
     for folder in (sweep, other):  # every process's folder sees every trial as the storage has it
         view = {t["number"]: t for t in sweep_view(folder)["trials"]}
         assert sorted(view) == sorted(numbers)
         for t in trials:
             assert (
-                view[t.number]["state"] == t.state.name and view[t.number]["worker"] == t.user_attrs["worker"]
+                view[t.number]["state"] == t.state.name and view[t.number]["worker"] == records[t.number]["worker"]
             )
             if t.state.name == "COMPLETE":
                 assert view[t.number]["value"] == pytest.approx(t.value)
@@ -144,7 +147,7 @@ def test_a_worker_names_a_missing_study(tmp_path):
 def test_the_budget_holds_when_processes_race(tmp_path):
     """Four processes claim trials of a budget of 12 at the same time (`claim_trial`, what every
     process of a shared sweep does before a trial); exactly 12 run."""
-    from automl.worker import counted
+    from automl.backends.optuna.shared_budget import counted
 
     journal = tmp_path / "race.journal"
     script = tmp_path / "claim.py"
@@ -152,7 +155,7 @@ def test_the_budget_holds_when_processes_race(tmp_path):
         "import sys, optuna\n"
         "from optuna.storages import JournalStorage\n"
         "from optuna.storages.journal import JournalFileBackend\n"
-        "from automl.worker import claim_trial\n"
+        "from automl.backends.optuna.shared_budget import claim_trial\n"
         "study = optuna.load_study(study_name='race', storage=JournalStorage(JournalFileBackend(sys.argv[1])))\n"
         "ran = 0\n"
         "while (trial := claim_trial(study, 12)) is not None:\n"
@@ -178,7 +181,7 @@ def test_a_worker_refuses_a_pbt_study(tmp_path):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from automl.backends.optuna_study import DEFINITION_ATTR
+    from automl.backends.optuna.study import DEFINITION_ATTR
 
     journal = tmp_path / "pbt.journal"
     study = optuna.create_study(study_name="pbt", storage=JournalStorage(JournalFileBackend(str(journal))))

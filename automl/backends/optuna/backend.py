@@ -1,0 +1,144 @@
+"""The Optuna backend: an ask/tell study (sampler + pruner from the AutoML settings).
+
+The study lives in a journal file inside the sweep folder, or in any storage URL (``--storage``)
+that ``automl worker`` processes on other machines join; the trial budget is then the study's,
+claimed exactly across processes (:mod:`automl.backends.optuna.shared_budget`), and the storage is
+the sweep's ledger. ``automl_algorithm=pbt`` runs population based training on the study
+(:mod:`automl.backends.optuna.pbt`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+
+import optuna
+
+from automl.backends.base import AskTellBackend, SweepHooks, SweepPlan, TrialRequest
+from automl.backends.optuna.pbt import Population, clone_of
+from automl.backends.optuna.resume import requeue_interrupted
+from automl.backends.optuna.shared_budget import RECORD_ATTR, claim_trial, storage_records
+from automl.backends.optuna.study import make_storage, open_study
+from automl.results.trial_record import TrialRecord, TrialState
+from automl.space.sampling import encode_params, sample_params
+
+__all__ = ["OptunaBackend", "worker_id"]
+
+_STATES = {
+    TrialState.PRUNED: optuna.trial.TrialState.PRUNED,
+    TrialState.FAIL: optuna.trial.TrialState.FAIL,
+}
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class OptunaBackend(AskTellBackend):
+    name = "optuna"
+
+    def __init__(self, plan: SweepPlan, *, join: bool = False):
+        """``join``: an ``automl worker`` joining a study that ``automl run`` created."""
+        super().__init__(plan)
+        if plan.space is None:
+            raise ValueError("the optuna backend searches a space; plain training uses the 'none' backend")
+        self.space = plan.space
+        self.join = join
+        self.shared = bool(plan.storage)
+        self.host, self.worker = socket.gethostname(), worker_id()
+        self.lock = threading.Lock()
+        self.study: optuna.Study | None = None
+        self.population: Population | None = None
+        if plan.settings.algorithm == "pbt":
+            self.population = Population(plan.space, plan.settings, seed=plan.settings.seed)
+
+    def open(self, hooks: SweepHooks, *, resume: bool) -> None:
+        plan = self.plan
+        storage = make_storage(plan.storage, plan.folder)
+        create = not (resume or self.join)
+        self.study = open_study(
+            plan.study or plan.folder.name, storage, plan.settings, plan.max_epochs,
+            create=create, definition=plan.definition or None,
+        )  # fmt: skip
+        if create and plan.settings.run_baseline and not self.study.trials:
+            # TAO's baseline: the first trial runs the spec's own values
+            self.study.enqueue_trial(encode_params(self.space, self.space.defaults()), user_attrs={"baseline": True})
+        if resume:
+            requeue_interrupted(self.study, hooks)
+
+    # --- ask / report / tell -----------------------------------------------------------------
+    def _study(self) -> optuna.Study:
+        if self.study is None:
+            raise RuntimeError("the optuna backend is not open")
+        return self.study
+
+    def may_launch(self, launched: int, finished: Sequence[TrialRecord]) -> bool:
+        if self.shared:
+            return True  # the budget is the study's, claimed trial by trial in ask()
+        if launched >= self.plan.settings.max_recommendations:
+            return False
+        if self.population is not None and self.population.founders_launched(self._study()):
+            return bool(self.population.parents(finished))  # a clone needs a finished trial to continue
+        return True
+
+    def ask(self, finished: Sequence[TrialRecord]) -> TrialRequest | None:
+        study = self._study()
+        with self.lock:
+            if self.shared:
+                trial = claim_trial(study, self.plan.settings.max_recommendations)
+                if trial is None:
+                    return None
+            else:
+                if self.population is not None and self.population.founders_launched(study):
+                    self.population.enqueue_clone(study, finished)
+                trial = study.ask()
+        params = sample_params(self.space, trial)
+        clone = clone_of(trial) if self.population is not None else None
+        request = TrialRequest(
+            number=trial.number,
+            params=params,
+            resume_folder=trial.user_attrs.get("resume_folder"),
+            continues=clone.as_continuation() if clone is not None else None,
+            baseline=bool(trial.user_attrs.get("baseline")),
+            labels={"host": self.host, "worker": self.worker} if self.shared else {},
+            handle=trial,
+        )
+        if self.shared:  # the ledger shows the trial while it runs, wherever it runs
+            record = TrialRecord(
+                trial.number, params=params, folder=str(self.plan.trial_folder(trial.number)),
+                started=time.time(), **request.labels,
+            )  # fmt: skip
+            trial.set_user_attr(RECORD_ATTR, record.to_dict())
+        return request
+
+    def report(self, request: TrialRequest, epoch: int, value: float) -> bool:
+        trial = request.handle
+        with self.lock:
+            trial.report(value, step=epoch)
+            if self.plan.settings.fidelity == "none":
+                return False
+            return bool(trial.should_prune())
+
+    def tell(self, request: TrialRequest, record: TrialRecord) -> None:
+        study, trial = self._study(), request.handle
+        with self.lock:
+            if self.shared:  # before the tell: a finished trial's attributes are frozen
+                trial.set_user_attr(RECORD_ATTR, record.to_dict())
+            if record.state == TrialState.COMPLETE:
+                study.tell(trial, record.value)
+            else:
+                study.tell(trial, state=_STATES.get(record.state, optuna.trial.TrialState.FAIL))
+
+    def stop_reason(self, launched: int) -> str | None:
+        if self.population is not None and launched < self.plan.settings.max_recommendations:
+            return (
+                "pbt: no finished trial left to continue from (none left a checkpoint, "
+                "or every lineage has automl_max_generations generations)"
+            )
+        return None
+
+    def ledger(self) -> list[TrialRecord] | None:
+        return storage_records(self._study()) if self.shared else None

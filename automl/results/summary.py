@@ -1,0 +1,107 @@
+"""``<sweep>/summary.json``: the sweep's record, rewritten atomically after every trial event.
+
+Layout: ``name``, ``status`` (RUNNING|FINISHED|FAILED|STOPPED), ``policy`` {decision, reason, message},
+``backend``, ``algorithm``, ``settings``, ``config`` (what ``--resume`` needs), ``space`` (searched and
+excluded parameters), ``trials`` (:class:`automl.results.trial_record.TrialRecord` each: number, state,
+params, value (the best epoch's metric), best_epoch, last_epoch, checkpoint, seconds, failure_class,
+error, folder; with Ray also node_id, node_ip, hostname, ray_trial_id; with ``automl worker``
+processes also host and worker), ``best`` {...}, ``pipeline`` {evaluate, export, gen_trt_engine,
+engine_evaluate: state, metrics, seconds, ...} and, with Ray, ``ray`` {address, scheduler, ...}.
+
+A sweep on a shared study storage keeps its trials in the storage (the ledger every process writes);
+this file then lists them as the storage held them when it was last written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from automl.results.trial_record import TrialRecord
+
+__all__ = ["SUMMARY", "SweepSummary", "read_summary", "write_json_atomic"]
+
+SUMMARY = "summary.json"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(_json_safe(data), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_summary(sweep: str | Path) -> dict[str, Any]:
+    from automl.errors import AutomlError
+
+    path = Path(sweep) / SUMMARY
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AutomlError(f"{sweep}: no {SUMMARY} here; give the folder `automl run` printed") from None
+    except json.JSONDecodeError as exc:
+        raise AutomlError(f"{path}: unreadable ({exc})") from None
+
+
+class SweepSummary:
+    """Thread-safe holder of the summary document; its trials are :class:`TrialRecord` objects."""
+
+    def __init__(self, folder: Path, data: dict[str, Any]):
+        self.folder = folder
+        self.path = folder / SUMMARY
+        self.data = data
+        self._lock = threading.Lock()
+        self.data.setdefault("pipeline", {})
+        self._trials = {
+            int(t["number"]): TrialRecord.from_dict(t) for t in self.data.get("trials") or []
+        }
+        self._sync_trials()
+
+    def _sync_trials(self) -> None:
+        self.data["trials"] = [self._trials[n].to_dict() for n in sorted(self._trials)]
+
+    def save(self) -> None:
+        with self._lock:
+            self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            write_json_atomic(self.path, self.data)
+
+    def put(self, record: TrialRecord) -> None:
+        """Add or replace one trial's record."""
+        with self._lock:
+            self._trials[record.number] = record
+            self._sync_trials()
+        self.save()
+
+    def replace_trials(self, records: Iterable[TrialRecord]) -> None:
+        """The trials as the ledger (a shared study storage) holds them."""
+        with self._lock:
+            self._trials = {r.number: r for r in records}
+            self._sync_trials()
+        self.save()
+
+    def get(self, number: int) -> TrialRecord | None:
+        with self._lock:
+            return self._trials.get(number)
+
+    def set(self, **fields: Any) -> None:
+        with self._lock:
+            self.data.update(fields)
+        self.save()
+
+    def trials(self) -> list[TrialRecord]:
+        with self._lock:
+            return [self._trials[n] for n in sorted(self._trials)]
