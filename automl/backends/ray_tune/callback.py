@@ -34,6 +34,7 @@ class _Driver:
         self.started: set[int] = set()
         self.epochs: dict[int, list[tuple[int, float, str]]] = {}  # number -> [(epoch, value, ckpt)]
         self.since: dict[int, float] = {}
+        self.done: set[int] = set()
 
 
 _DRIVER: _Driver | None = None
@@ -53,6 +54,52 @@ def _driver() -> _Driver:
     if _DRIVER is None:
         raise RuntimeError("the Ray sweep's driver state is not set up")
     return _DRIVER
+
+
+def past_deadline() -> bool:
+    """The sweep's time budget is used up (False when no sweep is attached)."""
+    return _DRIVER is not None and _DRIVER.hooks.past_deadline()
+
+
+def every_started_trial_reported() -> bool:
+    """Some trial started, and every one that did has a validation or has finished: ending the
+    experiment now loses none (as the Optuna loop, the budget never stops the first trials before
+    their first validation)."""
+    driver = _DRIVER
+    if driver is None:
+        return True
+    with driver.lock:
+        return bool(driver.started) and all(n in driver.done or driver.epochs.get(n) for n in driver.started)
+
+
+def _result(number: int, folder: Any, objective: Any, history: list[tuple[int, float, str]]) -> dict[str, Any]:
+    """The best and last epochs of a trial: from its status.json (every run of the folder, as the
+    launcher and the trainable's checkpoint pruning see them), else from the reported history."""
+    from automl.launch.status_tail import StatusTail, epoch_report
+
+    metric = objective.metric
+    reports = [r for r in (epoch_report(line, metric) for line in StatusTail(folder / "train" / "status.json").read()) if r]
+    epochs = {r.epoch: r.metrics[metric] for r in reports} or {e: v for e, v, _ in history}
+    if not epochs:
+        return {"value": None, "best_epoch": None, "last_epoch": None, "last_value": None, "checkpoint": None}
+    best = objective.best(sorted(epochs), lambda e: epochs[e])
+    last = max(epochs)
+    checkpoint = folder / "train" / f"model_epoch_{best:03d}.pth" if best is not None else None
+    return {
+        "value": epochs[best] if best is not None else None,
+        "best_epoch": best,
+        "last_epoch": last,
+        "last_value": epochs[last],
+        "checkpoint": str(checkpoint) if checkpoint is not None and checkpoint.is_file() else None,
+    }
+
+
+def stopped_at_deadline(hooks: SweepHooks, record: TrialRecord) -> TrialRecord:
+    """A trial the experiment's end stopped at the time budget: PRUNED with its best epoch."""
+    folder = hooks.plan.trial_folder(record.number)
+    result = _result(record.number, folder, hooks.plan.objective, [])
+    reason = f"stopped at the time budget after epoch {result['last_epoch']}"
+    return hooks.trial_finished(record.updated(state=TrialState.PRUNED, error=reason, **result))
 
 
 def trial_name(trial: Any) -> str:
@@ -158,7 +205,7 @@ class SweepCallback(_TuneCallback):
         driver = _driver()
         folder = driver.plan.trial_folder(number)
         history = driver.epochs.get(number, [])
-        best = driver.plan.objective.best(history, lambda h: h[1])  # the launcher's rule
+        result = _result(number, folder, driver.plan.objective, history)
         outcome = read_outcome(folder) or {}
         seconds = outcome.get("seconds") if state != TrialState.PRUNED else None
         if seconds is None:
@@ -168,21 +215,20 @@ class SweepCallback(_TuneCallback):
             state=state,
             params=decode_params(driver.plan.space, trial.config),
             folder=str(folder),
-            value=best[1] if best else None,
-            best_epoch=best[0] if best else None,
-            last_epoch=history[-1][0] if history else None,
-            last_value=history[-1][1] if history else None,
-            checkpoint=(best[2] or None) if best else None,
             seconds=round(float(seconds), 2),
             failure_class=failure_class,
             error=reason,
             log=str(folder / "trial.log"),
             **_where(trial.last_result or {}),
+            **result,
         )
         if state == TrialState.FAIL and failure_class == "no_metric":
             done = done.updated(value=None)
-        if driver.plan.settings.checkpoint_retention_strategy == "terminal":  # only the last epoch is saved
-            done = done.updated(checkpoint=(history[-1][2] or None) if history else None)
+        if driver.plan.settings.checkpoint_retention_strategy == "terminal" and done.last_epoch is not None:
+            last = folder / "train" / f"model_epoch_{done.last_epoch:03d}.pth"  # only the last epoch is saved
+            done = done.updated(checkpoint=str(last) if last.is_file() else None)
+        with driver.lock:
+            driver.done.add(number)
         driver.hooks.trial_finished(done)
 
 

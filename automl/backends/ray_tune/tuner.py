@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from automl.backends.ray_tune.callback import (
     attach,
     detach,
     scheduler_name,
+    stopped_at_deadline,
     trial_dirname,
     trial_name,
     uses_bohb,
@@ -174,15 +174,11 @@ def make_scheduler(plan: SweepPlan) -> Any:
 
 
 def _stopper(plan: SweepPlan) -> Any:
-    """hyperband_es: stop a trial whose metric stopped improving (the same rule as on Optuna)."""
+    """The time budget and hyperband_es's plateau rule, as on the Optuna backend."""
     from automl.backends.plateau import plateau_rule
+    from automl.backends.ray_tune.stopper import SweepStopper
 
-    rule = plateau_rule(plan.settings)
-    if rule is None:
-        return None
-    from automl.backends.ray_tune.stopper import PlateauStopper
-
-    return PlateauStopper(rule)
+    return SweepStopper(plan.settings.metric, plateau_rule(plan.settings))
 
 
 def _keeps_checkpoints(plan: SweepPlan) -> bool:
@@ -300,7 +296,6 @@ def run_ray_sweep(hooks: SweepHooks, *, address: str | None, create: bool) -> st
     started_ray = _start_ray(address, plan.concurrency)
     watchdog = _guard_local_ray() if started_ray and not address else None
     attach(hooks)
-    began = time.monotonic()
     try:
         cpus, gpus = _resources(plan, _num_gpus(plan))
         hooks.set_summary(ray={"address": address or "local", "cpus_per_trial": cpus, "gpus_per_trial": gpus,
@@ -327,7 +322,7 @@ def run_ray_sweep(hooks: SweepHooks, *, address: str | None, create: bool) -> st
                     metric=plan.settings.metric, mode=plan.objective.mode,
                     search_alg=search_alg, scheduler=scheduler, num_samples=_remaining(hooks),
                     max_concurrent_trials=max(1, plan.concurrency),
-                    time_budget_s=plan.settings.time_budget, trial_name_creator=trial_name,
+                    trial_name_creator=trial_name,
                     trial_dirname_creator=trial_dirname, reuse_actors=False,
                 ),
                 run_config=tune.RunConfig(
@@ -344,13 +339,11 @@ def run_ray_sweep(hooks: SweepHooks, *, address: str | None, create: bool) -> st
         if watchdog is not None:
             watchdog.kill()
             watchdog.wait()
-    budget = plan.settings.time_budget
-    over = bool(budget) and (hooks.past_deadline() or time.monotonic() - began >= budget)
-    if over:  # Tune stopped the running trials at the budget
+    over = hooks.past_deadline()
+    if over:  # the experiment ended at the time budget: trials still running keep their best epoch
         for entry in hooks.trials():
             if entry.state == TrialState.RUNNING:
-                reason = f"stopped at the time budget after epoch {entry.last_epoch}"
-                hooks.trial_updated(entry.updated(state=TrialState.PRUNED, error=reason))
+                stopped_at_deadline(hooks, entry)
     if any(entry.state == TrialState.RUNNING for entry in hooks.trials()):
         # Tune ended with unfinished trials: it was interrupted (Ctrl-C), and saved its state so that
         # `automl run --resume` continues them; the caller records the sweep as STOPPED
