@@ -18,7 +18,7 @@ install: install-dev
 install-run: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-dev
 
-$(VENV)/.installed-run: pyproject.toml setup.py
+$(VENV)/.installed-run: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)

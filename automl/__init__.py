@@ -7,3 +7,5 @@ This package never imports torch or ``model``: it talks to the model by launchin
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.deploy.onnx_export import export_onnx, onnxruntime_session, spec_for_size  # noqa: E402
-from model.rtdetr import build_model  # noqa: E402
+from model.network.rtdetr import build_model  # noqa: E402
 
 CONFIGS = ROOT / "configs"
 
@@ -60,12 +60,20 @@ def _tensorrt_engine(onnx_file: Path, max_batch: int, workdir: Path, spec_file: 
     """An FP16 engine from ``rtdetr gen_trt_engine``, or None (with the reason printed) when it fails."""
     engine = onnx_file.with_suffix(".fp16.engine")
     cmd = [
-        sys.executable, "-m", "model.cli", "gen_trt_engine", "-e", str(spec_file),
-        f"gen_trt_engine.onnx_file={onnx_file}", f"gen_trt_engine.trt_engine={engine}",
-        f"gen_trt_engine.results_dir={workdir / 'gen_trt_engine'}", "gen_trt_engine.tensorrt.data_type=fp16",
-        "gen_trt_engine.tensorrt.min_batch_size=1", f"gen_trt_engine.tensorrt.opt_batch_size={max_batch}",
+        sys.executable,
+        "-m",
+        "model.cli",
+        "gen_trt_engine",
+        "-e",
+        str(spec_file),
+        f"gen_trt_engine.onnx_file={onnx_file}",
+        f"gen_trt_engine.trt_engine={engine}",
+        f"gen_trt_engine.results_dir={workdir / 'gen_trt_engine'}",
+        "gen_trt_engine.tensorrt.data_type=fp16",
+        "gen_trt_engine.tensorrt.min_batch_size=1",
+        f"gen_trt_engine.tensorrt.opt_batch_size={max_batch}",
         f"gen_trt_engine.tensorrt.max_batch_size={max_batch}",
-    ]  # fmt: skip
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not engine.is_file():
         print(f"TensorRT engine not built: {proc.stderr.strip()[-500:]}", file=sys.stderr)

@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from model import build_model
-from model.rtdetr import build_criterion
+from model.network.rtdetr import build_criterion
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -14,11 +14,11 @@ __all__ = ["build_model", "load_weights"]
 
 def __getattr__(name: str) -> Any:
     if name == "build_model":
-        from model.rtdetr import build_model
+        from model.network.rtdetr import build_model
 
         return build_model
     if name == "load_weights":
-        from model.checkpoints import load_weights
+        from model.checkpoints.weights import load_weights
 
         return load_weights
     raise AttributeError(f"module 'model' has no attribute {name!r}")

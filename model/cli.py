@@ -19,6 +19,8 @@ import yaml
 
 from model.errors import ModelError
 
+__all__ = ["build_parser", "main"]
+
 
 def _default_spec() -> Path:
     """The embedded default: configs/demo.yaml, with its synthetic dataset generated when missing."""

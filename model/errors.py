@@ -7,6 +7,8 @@ prints the message (the traceback only with ``--debug``) and exits non-zero.
 
 from __future__ import annotations
 
+__all__ = ["CheckpointError", "ConfigError", "DataError", "ModelError", "SpecError"]
+
 
 class ModelError(Exception):
     """Base class of every error raised on purpose by ``model``."""

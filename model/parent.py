@@ -31,18 +31,18 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from model.checkpoints.training_files import EPOCH_GLOB, LATEST, epoch_of
 from model.errors import ModelError
 
+__all__ = ["CHOICES", "ParentJob", "find_parent", "parent_overrides", "read_train_folder", "resolve_parent"]
+
 CHOICES = ("best", "latest")
-_EPOCH = re.compile(r"model_epoch_(\d+)\.pth$")
 _BLANK = ("", "???", None)
-_LATEST = "rtdetr_model_latest.pth"
 
 
 @dataclass
@@ -60,8 +60,16 @@ class ParentJob:
     notes: list[str] = field(default_factory=list)
 
     def found(self) -> str:
-        items = [f"{name} {path}" for name, path in (("best checkpoint", self.best), ("latest checkpoint", self.latest),
-                 ("ONNX model", self.onnx), ("TensorRT engine", self.engine)) if path is not None]  # fmt: skip
+        items = [
+            f"{name} {path}"
+            for name, path in (
+                ("best checkpoint", self.best),
+                ("latest checkpoint", self.latest),
+                ("ONNX model", self.onnx),
+                ("TensorRT engine", self.engine),
+            )
+            if path is not None
+        ]
         return "; ".join(items + self.notes) or "nothing usable"
 
     def checkpoint(self, which: str) -> tuple[Path | None, str]:
@@ -73,8 +81,8 @@ class ParentJob:
 
 
 def _epoch(path: Path) -> int:
-    match = _EPOCH.search(path.name)
-    return int(match.group(1)) if match else -1
+    epoch = epoch_of(path.name)
+    return -1 if epoch is None else epoch
 
 
 def _status_lines(path: Path) -> list[dict[str, Any]]:
@@ -106,9 +114,9 @@ def _val_map50(line: Mapping[str, Any]) -> float | None:
 
 def read_train_folder(train_dir: Path, job: ParentJob) -> ParentJob:
     """The best and latest checkpoints of a train folder (``model_epoch_NNN.pth`` + status.json)."""
-    files = {_epoch(p): p for p in train_dir.glob("model_epoch_*.pth") if p.is_file()}
+    files = {_epoch(p): p for p in train_dir.glob(EPOCH_GLOB) if p.is_file()}
     job.train_dir = train_dir
-    link = train_dir / _LATEST
+    link = train_dir / LATEST
     if link.exists():
         job.latest = link.resolve()
     elif files:
@@ -143,7 +151,9 @@ def _read_sweep(folder: Path) -> ParentJob:
         raise ModelError(f"--parent {folder}: cannot read its summary.json ({exc})") from None
     best = summary.get("best") or {}
     if not best:
-        job.notes.append(f"the sweep has no best trial (status {summary.get('status')}: {summary.get('failure') or 'no result yet'})")  # fmt: skip
+        job.notes.append(
+            f"the sweep has no best trial (status {summary.get('status')}: {summary.get('failure') or 'no result yet'})"
+        )
     else:
         trial_dir = Path(best.get("folder") or folder / "trials" / f"{int(best.get('trial', 0)):04d}")
         if (trial_dir / "train").is_dir():
@@ -152,8 +162,10 @@ def _read_sweep(folder: Path) -> ParentJob:
         job.best = None
         if checkpoint and Path(checkpoint).is_file():
             job.best = Path(checkpoint)
-            job.best_note = (f"the sweep's best: trial {best.get('trial')}, epoch {best.get('best_epoch')}, "
-                             f"{best.get('metric', 'val_mAP50')} {float(best.get('value') or 0):.4f}")  # fmt: skip
+            job.best_note = (
+                f"the sweep's best: trial {best.get('trial')}, epoch {best.get('best_epoch')}, "
+                f"{best.get('metric', 'val_mAP50')} {float(best.get('value') or 0):.4f}"
+            )
         elif checkpoint:
             job.notes.append(f"the best trial's checkpoint {checkpoint} is missing")
     pipeline = summary.get("pipeline") or {}
@@ -172,16 +184,20 @@ def find_parent(parent: str | Path) -> ParentJob:
     """What the parent folder (or file's folder) holds; a ModelError when it is not a job folder."""
     folder = Path(parent).expanduser()
     if not folder.exists():
-        raise ModelError(f"--parent {parent}: no such folder; give a train results folder or an `automl run` sweep folder")  # fmt: skip
+        raise ModelError(
+            f"--parent {parent}: no such folder; give a train results folder or an `automl run` sweep folder"
+        )
     folder = folder.resolve()
     if folder.is_file():
-        raise ModelError(f"--parent {parent} is a file; give the job folder that holds it (or set the spec key to the file)")  # fmt: skip
+        raise ModelError(
+            f"--parent {parent} is a file; give the job folder that holds it (or set the spec key to the file)"
+        )
     if (folder / "summary.json").is_file():
         return _read_sweep(folder)
     train = folder / "train"
-    if train.is_dir() and (any(train.glob("model_epoch_*.pth")) or (train / "status.json").is_file()):
+    if train.is_dir() and (any(train.glob(EPOCH_GLOB)) or (train / "status.json").is_file()):
         return read_train_folder(train, ParentJob(folder, "train"))
-    if any(folder.glob("model_epoch_*.pth")) or (folder / _LATEST).exists():
+    if any(folder.glob(EPOCH_GLOB)) or (folder / LATEST).exists():
         return read_train_folder(folder, ParentJob(folder, "train"))
     engine, onnx = _first(folder, "*.engine"), _first(folder, "*.onnx")
     if engine is not None:
@@ -202,7 +218,11 @@ def _mappings(action: str) -> dict[str, str]:
     from model.spec.skill_info import skill_info
 
     params = (skill_info().get("spec_params") or {}).get(action) or {}
-    return {k: str(v) for k, v in params.items() if str(v) in ("parent_model", "resume_model", "ptm_if_no_resume_model")}  # fmt: skip
+    return {
+        k: str(v)
+        for k, v in params.items()
+        if str(v) in ("parent_model", "resume_model", "ptm_if_no_resume_model")
+    }
 
 
 def _user_values(spec_path: str | Path | None, overrides: Sequence[str]) -> dict[str, Any]:

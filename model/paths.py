@@ -1,7 +1,7 @@
 """Where the project's generated and hand-kept files live (``schemas/``, ``references/``, ``configs/``).
 
 The three folders sit at the top of the source checkout and are shipped inside the wheel as the data
-packages ``rtdetr_automl_files.schemas``, ``.references`` and ``.configs`` (see setup.py), so they are
+packages ``rtdetr_automl_files.schemas``, ``.references`` and ``.configs`` (see pyproject.toml, [tool.setuptools]), so they are
 read with ``importlib.resources`` wherever the project is installed: from the checkout
 (``pip install -e .``) or from site-packages (``pip install .``). ``RTDETR_AUTOML_ROOT``, when set,
 names a folder holding the three instead.

@@ -1,1 +1,1 @@
-"""Data package: the project's references/ folder, shipped in the wheel (see setup.py)."""
+"""Data package: the project's references/ folder, shipped in the wheel (see pyproject.toml, [tool.setuptools])."""

@@ -16,7 +16,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from model.actions.common import action_session, apply_cudnn, launch, seed_everything
+from model.config.defaults import spec_section
+from model.engine.action_session import action_session, launch
+from model.engine.determinism import apply_cudnn, seed_everything
+
+__all__ = ["distill_worker", "run"]
 
 
 def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
@@ -26,7 +30,7 @@ def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
 
 def distill_worker(spec: dict[str, Any]) -> int:
     from model.actions.train import freeze_modules, wrap_distributed
-    from model.checkpoints import load_weights
+    from model.checkpoints.weights import load_weights
     from model.data import build_dataloader
     from model.distill.bindings import parse_bindings
     from model.distill.distiller import Distiller, build_teacher, copy_encoder_decoder, digest, probe_batch
@@ -35,17 +39,18 @@ def distill_worker(spec: dict[str, Any]) -> int:
     from model.engine.timing import SetupClock
     from model.engine.trainer import Trainer, TrainingStopped
     from model.errors import ModelError
-    from model.rtdetr import build_criterion, build_model, build_postprocessor
+    from model.network.rtdetr import build_criterion, build_model, build_postprocessor
 
     clock = SetupClock()
     try:
         with action_session(spec, "distill", None) as (results_dir, world, _status):
-            train = spec["train"]
-            seed_everything(int(train.get("seed", 1234)), world.rank)
-            apply_cudnn(train.get("cudnn"))
+            train = spec_section(spec, "train")
+            model_section = spec_section(spec, "model")
+            seed_everything(int(train["seed"]), world.rank)
+            apply_cudnn(train["cudnn"])
             bindings = parse_bindings(spec["distill"]["bindings"])
             student = build_model(spec)
-            if train.get("pretrained_model_path"):
+            if train["pretrained_model_path"]:
                 report = load_weights(student, train["pretrained_model_path"])
                 if world.is_main:
                     print(report.summary(), flush=True)
@@ -57,17 +62,20 @@ def distill_worker(spec: dict[str, Any]) -> int:
                     f"{spec['distill']['pretrained_teacher_model_path']} (frozen, eval mode; digest {teacher_digest})",
                     flush=True,
                 )
-            if spec["model"].get("load_teacher_enc_dec"):
+            if model_section["load_teacher_enc_dec"]:
                 copied = copy_encoder_decoder(teacher, student)
                 if world.is_main:
-                    print(f"model.load_teacher_enc_dec: copied {copied} encoder/decoder tensors of the teacher "
-                          f"into the student", flush=True)  # fmt: skip
-            freeze_modules(student, list(train.get("freeze") or []))
+                    print(
+                        f"model.load_teacher_enc_dec: copied {copied} encoder/decoder tensors of the teacher "
+                        "into the student",
+                        flush=True,
+                    )
+            freeze_modules(student, list(train["freeze"] or []))
             if activation_checkpoint.wanted(spec, world.size):
                 activation_checkpoint.enable(student)
             student.to(world.device)
             teacher.to(world.device)
-            precision = str(train.get("precision", "fp32"))
+            precision = str(train["precision"])
             # hooks go on the wrapped student's own modules (SyncBatchNorm conversion replaces some)
             wrapped = wrap_distributed(student, spec, world)
             student = unwrap(wrapped)
@@ -75,17 +83,20 @@ def distill_worker(spec: dict[str, Any]) -> int:
                 student,
                 teacher,
                 bindings,
-                coef=float(spec["model"].get("distillation_loss_coef", 1.0)),
+                coef=float(model_section["distillation_loss_coef"]),
                 precision=precision,
             )
             # every binding's outputs exist and have matching shapes: fail now, not at step 1
             first = distiller.check(*probe_batch(spec, world.device))
             if world.is_main:
-                shown = ", ".join(f"{b.kpi_name} ({b.student} -> {b.teacher}, {b.criterion}, weight {b.weight:g}) "
-                                  f"{first[b.kpi_name]:.4g}" for b in bindings)  # fmt: skip
+                shown = ", ".join(
+                    f"{b.kpi_name} ({b.student} -> {b.teacher}, {b.criterion}, weight {b.weight:g}) "
+                    f"{first[b.kpi_name]:.4g}"
+                    for b in bindings
+                )
                 print(f"distillation bindings: {shown}", flush=True)
             clock.mark("model")
-            seed = max(0, int(train.get("seed", 0)))
+            seed = max(0, int(train["seed"]))
             parts = {
                 "model": wrapped,
                 "criterion": build_criterion(spec).to(world.device),
@@ -101,11 +112,11 @@ def distill_worker(spec: dict[str, Any]) -> int:
             }
             clock.mark("data")
             trainer = Trainer(spec, results_dir, world, parts)
-            trainer.resume_from(train.get("resume_training_checkpoint_path") or None)
+            trainer.resume_from(train["resume_training_checkpoint_path"] or None)
             trainer.setup_seconds = clock.phases
             if world.is_main:
                 print(clock.line(), flush=True)
-            state = trainer.fit(dry_run=bool(train.get("is_dry_run")))
+            state = trainer.fit(dry_run=bool(train["is_dry_run"]))
             distiller.close()
             if digest(teacher) != teacher_digest:
                 raise ModelError(

@@ -26,16 +26,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
-from torch import Tensor, nn
-
-from model.actions.common import (
-    action_session,
-    launch,
-)
+from model.config.defaults import spec_section
+from model.engine.action_session import action_session, launch
 from model.engine.coco_metrics import STAT_NAMES
+from model.engine.evaluation import evaluate_model
 
-__all__ = ["STAT_DESCRIPTIONS", "ScoreThreshold", "evaluate_model", "evaluate_worker", "format_stats", "run"]
+__all__ = ["STAT_DESCRIPTIONS", "evaluate_worker", "format_stats", "run"]
 
 STAT_DESCRIPTIONS = (
     "AP  @[IoU=0.50:0.95 | area=   all | maxDets=100]",
@@ -53,65 +49,6 @@ STAT_DESCRIPTIONS = (
 )
 
 
-class ScoreThreshold(nn.Module):
-    """Wraps a post-processor: drops detections scoring below ``threshold`` (0 keeps everything)."""
-
-    def __init__(self, postprocessor: nn.Module, threshold: float = 0.0):
-        super().__init__()
-        self.postprocessor = postprocessor
-        self.threshold = float(threshold)
-
-    def forward(self, outputs: dict[str, Any], orig_sizes: Tensor) -> list[dict[str, Tensor]]:
-        results = self.postprocessor(outputs, orig_sizes)
-        if self.threshold <= 0:
-            return results
-        kept = []
-        for result in results:
-            keep = result["scores"] >= self.threshold
-            kept.append({k: v[keep] for k, v in result.items()})
-        return kept
-
-
-def _batch_size(spec: Mapping[str, Any], action: str) -> int:
-    value = int((spec.get(action) or {}).get("batch_size", -1) or -1)
-    return value if value > 0 else int(spec["dataset"].get("batch_size", 4))
-
-
-def evaluate_model(
-    spec: Mapping[str, Any], model: nn.Module, world: Any = None, precision: str = "fp32"
-) -> dict[str, Any]:
-    """COCO metrics of ``model`` on ``dataset.test_data_sources`` with the ``evaluate.*`` settings.
-
-    Returns ``evaluate_loader``'s dict (``mAP``, ``mAP50``, ``stats``, ``per_class_AP`` keyed by
-    category id, ``images``) plus ``categories`` (the annotation file's id/name records).
-    """
-    from model.data import build_dataloader, label_to_category_id
-    from model.engine.distributed import World
-    from model.engine.validation import evaluate_loader
-    from model.rtdetr import build_postprocessor
-
-    world = world or World(rank=0, local_rank=0, size=1, device=torch.device("cpu"))
-    dataset = spec["dataset"]
-    section = spec.get("evaluate") or {}
-    loader = build_dataloader(
-        spec, "test", rank=world.rank, world_size=world.size, batch_size=_batch_size(spec, "evaluate")
-    )
-    postprocessor = ScoreThreshold(build_postprocessor(spec), float(section.get("conf_threshold") or 0.0))
-    class_ids = [int(c) for c in dataset.get("eval_class_ids") or []] or None
-    remap = bool(dataset.get("remap_mscoco_category"))
-    metrics = evaluate_loader(
-        model,
-        loader,
-        postprocessor.to(world.device),
-        world,
-        precision=precision,
-        class_ids=class_ids,
-        gt_label_map=(lambda labels: label_to_category_id(labels, True)) if remap else None,
-    )
-    metrics["categories"] = list(getattr(loader.dataset, "categories", []))
-    return metrics
-
-
 def format_stats(stats: Sequence[float]) -> str:
     """COCO's 12 numbers as a table: name, what it measures, value."""
     lines = [f"{'metric':<10} {'definition':<50} {'value':>7}"]
@@ -121,25 +58,26 @@ def format_stats(stats: Sequence[float]) -> str:
 
 
 def _results(spec: Mapping[str, Any], metrics: Mapping[str, Any], run: Any) -> dict[str, Any]:
-    names = {str(c["id"]): str(c["name"]) for c in metrics.get("categories", []) if c.get("name") is not None}
+    names = {str(c["id"]): str(c["name"]) for c in metrics["categories"] if c.get("name") is not None}
     per_class = {str(k): float(v) for k, v in metrics["per_class_AP"].items()}
-    section = spec.get("evaluate") or {}
+    section = spec_section(spec, "evaluate")
+    dataset = spec_section(spec, "dataset")
     results: dict[str, Any] = {
-        "checkpoint": str(section.get("checkpoint")),
+        "checkpoint": str(section["checkpoint"]),
         "trt_engine": run.path if run.deployed else "",
         "weights": run.source,
         "precision": run.precision,
         "input_size": list(run.spec["dataset"]["augmentation"]["eval_spatial_size"]),
-        "test_data_sources": spec["dataset"].get("test_data_sources"),
+        "test_data_sources": dataset["test_data_sources"],
         "images": int(metrics["images"]),
         "mAP": float(metrics["mAP"]),
         "mAP50": float(metrics["mAP50"]),
         "stats": {name: float(v) for name, v in zip(STAT_NAMES, metrics["stats"])},
         "per_class_AP": per_class,
         "class_names": {k: names[k] for k in per_class if k in names},
-        "conf_threshold": float(section.get("conf_threshold") or 0.0),
-        "eval_class_ids": list(spec["dataset"].get("eval_class_ids") or []),
-        "remap_mscoco_category": bool(spec["dataset"].get("remap_mscoco_category")),
+        "conf_threshold": float(section["conf_threshold"] or 0.0),
+        "eval_class_ids": list(dataset["eval_class_ids"] or []),
+        "remap_mscoco_category": bool(dataset["remap_mscoco_category"]),
     }
     if names:
         results["per_class_AP_by_name"] = {names[k]: v for k, v in per_class.items() if k in names}
@@ -152,7 +90,7 @@ def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
 
 def evaluate_worker(spec: dict[str, Any]) -> int:
     """One process of the evaluation (the only one without torchrun)."""
-    from model.actions.trained_model import model_to_run
+    from model.engine.model_to_run import model_to_run
     from model.engine.status import SUCCESS
 
     with action_session(spec, "evaluate", "Starting RT-DETR evaluate.") as (results_dir, world, status):

@@ -31,7 +31,8 @@ from typing import Any
 
 import torch
 
-from model.actions.common import action_results_dir, action_session
+from model.config.defaults import spec_section
+from model.engine.action_session import action_results_dir, action_session
 from model.errors import ConfigError
 
 __all__ = ["default_onnx_file", "run"]
@@ -41,7 +42,7 @@ _BLANK = ("", "???", None)
 
 def default_onnx_file(spec: Mapping[str, Any]) -> Path:
     """``export.onnx_file`` when set, else ``<export results dir>/<model_name or 'model'>.onnx``."""
-    given = (spec.get("export") or {}).get("onnx_file")
+    given = spec_section(spec, "export")["onnx_file"]
     if given not in _BLANK and str(given).strip():
         return Path(str(given)).absolute()
     name = str(spec.get("model_name") or "").strip() or "model"
@@ -51,35 +52,35 @@ def default_onnx_file(spec: Mapping[str, Any]) -> Path:
 def _check_section(section: Mapping[str, Any]) -> None:
     from model.deploy.onnx_export import check_export_size, check_opset
 
-    check_export_size(int(section.get("input_height", 640)), int(section.get("input_width", 640)))
-    check_opset(int(section.get("opset_version", 17)))
-    channels = int(section.get("input_channel", 3))
+    check_export_size(int(section["input_height"]), int(section["input_width"]))
+    check_opset(int(section["opset_version"]))
+    channels = int(section["input_channel"])
     if channels != 3:
         raise ConfigError(f"export.input_channel: {channels}; RT-DETR takes RGB images, set it to 3")
-    fmt = str(section.get("format") or "onnx")
+    fmt = str(section["format"])
     if fmt != "onnx":
         raise ConfigError(f"export.format: {fmt!r} is not supported; set export.format=onnx")
-    batch = int(section.get("batch_size", -1))
+    batch = int(section["batch_size"])
     if batch == 0 or batch < -1:
         raise ConfigError(f"export.batch_size: {batch}; use -1 (dynamic batch) or a positive batch size")
-    if section.get("serialize_nvdsinfer"):
+    if section["serialize_nvdsinfer"]:
         raise ConfigError(
             "export.serialize_nvdsinfer: writing DeepStream configs is not supported; set it to false"
         )
-    if section.get("checkpoint") in _BLANK:
+    if section["checkpoint"] in _BLANK:
         raise ConfigError("export.checkpoint is not set; give the trained checkpoint (.pth) to export")
 
 
 def _device(section: Mapping[str, Any]) -> torch.device:
-    if section.get("on_cpu") or not torch.cuda.is_available():
+    if section["on_cpu"] or not torch.cuda.is_available():
         return torch.device("cpu")
-    return torch.device(f"cuda:{int(section.get('gpu_id') or 0)}")
+    return torch.device(f"cuda:{int(section['gpu_id'])}")
 
 
 def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
     """Export ``export.checkpoint`` to ONNX (one process; export has no multi-GPU mode)."""
     del argv
-    from model.actions.trained_model import load_trained_model
+    from model.checkpoints.trained_model import load_trained_model
     from model.deploy.onnx_export import (
         compare_with_onnxruntime,
         export_onnx,
@@ -88,11 +89,11 @@ def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
     )
     from model.engine.status import SUCCESS
 
-    section = spec.get("export") or {}
+    section = spec_section(spec, "export")
     with action_session(spec, "export", "Starting RT-DETR export.") as (results_dir, _world, status):
         _check_section(section)
-        height, width = int(section.get("input_height", 640)), int(section.get("input_width", 640))
-        batch = int(section.get("batch_size", -1))
+        height, width = int(section["input_height"]), int(section["input_width"])
+        batch = int(section["batch_size"])
         onnx_file = default_onnx_file(spec)
         device = _device(section)
         model, report = load_trained_model(spec_for_size(spec, height, width), "export")
@@ -107,21 +108,21 @@ def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
             height=height,
             width=width,
             batch_size=batch,
-            opset_version=int(section.get("opset_version", 17)),
+            opset_version=int(section["opset_version"]),
             device=device,
-            verbose=bool(section.get("verbose")),
+            verbose=bool(section["verbose"]),
         )
         diffs = compare_with_onnxruntime(reference, onnx_file, images)
         summary = {
             "onnx_file": str(onnx_file),
-            "checkpoint": str(section.get("checkpoint")),
+            "checkpoint": str(section["checkpoint"]),
             "weights": report.source,
             "input": {"name": "images", "shape": [batch if batch > 0 else "batch", 3, height, width]},
             "outputs": {
                 "pred_logits": list(reference[0].shape[1:]),
                 "pred_boxes": list(reference[1].shape[1:]),
             },
-            "opset_version": int(section.get("opset_version", 17)),
+            "opset_version": int(section["opset_version"]),
             "dynamic_batch": batch < 0,
             "repvgg_fused": True,
             "onnxruntime_max_abs_diff": diffs,

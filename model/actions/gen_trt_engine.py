@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from model.actions.common import action_session
+from model.engine.action_session import action_session
 from model.engine.status import SKIPPED, SUCCESS
 
 __all__ = ["run"]

@@ -27,11 +27,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-from model.actions.common import (
-    action_session,
-    launch,
-)
-from model.actions.prediction_files import Detection, coco_records, kitti_line, unique_output_names
+from model.config.defaults import spec_section
+from model.engine.action_session import action_session, launch
+from model.engine.evaluation import action_batch_size
+from model.predictions.files import Detection, coco_records, kitti_line, unique_output_names
 
 __all__ = ["category_names", "detections_of", "inference_worker", "run"]
 
@@ -89,18 +88,13 @@ def detections_of(
     return kept, unnamed
 
 
-def _batch_size(spec: Mapping[str, Any]) -> int:
-    value = int((spec.get("inference") or {}).get("batch_size", -1) or -1)
-    return value if value > 0 else int(spec["dataset"].get("batch_size", 4))
-
-
 def _write_label_file(path: Path, detections: list[Detection]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(kitti_line(d) + "\n" for d in detections), encoding="utf-8")
 
 
 def _save_annotated(source: str, target: Path, detections: list[Detection], colors: Any, width: int) -> None:
-    from model.actions.drawing import draw_detections
+    from model.predictions.drawing import draw_detections
 
     with Image.open(source) as image:
         drawn = draw_detections(image, detections, colors, width)
@@ -177,24 +171,24 @@ def inference_worker(spec: dict[str, Any]) -> int:
     """One process of the inference (the only one without torchrun)."""
     from torch.utils.data import DataLoader, Subset
 
-    from model.actions.drawing import class_colors
-    from model.actions.trained_model import model_to_run
     from model.data import build_infer_dataset, read_classmap
     from model.data.infer_source import collate_infer
     from model.engine.distributed import all_gather_objects
+    from model.engine.model_to_run import model_to_run
     from model.engine.status import SUCCESS
-    from model.rtdetr import build_postprocessor
+    from model.network.rtdetr import build_postprocessor
+    from model.predictions.drawing import class_colors
 
     with action_session(spec, "inference", "Starting RT-DETR inference.") as (results_dir, world, status):
-        section, dataset_spec = spec["inference"], spec["dataset"]
-        threshold = float(section.get("conf_threshold", 0.5))
-        outline = int(section.get("outline_width") or 3)
+        section, dataset_spec = spec_section(spec, "inference"), spec_section(spec, "dataset")
+        threshold = float(section["conf_threshold"])
+        outline = int(section["outline_width"])
         names = category_names(
-            read_classmap((dataset_spec.get("infer_data_sources") or {}).get("classmap") or ""),
-            int(dataset_spec.get("num_classes", 80)),
-            bool(dataset_spec.get("remap_mscoco_category")),
+            read_classmap((dataset_spec["infer_data_sources"] or {}).get("classmap") or ""),
+            int(dataset_spec["num_classes"]),
+            bool(dataset_spec["remap_mscoco_category"]),
         )
-        colors = class_colors(names, section.get("color_map"))
+        colors = class_colors(names, section["color_map"])
         chosen = model_to_run(spec, "inference", world.device)
         dataset = build_infer_dataset(chosen.spec)
         outputs = unique_output_names([name for _, name in dataset.files])
@@ -205,10 +199,10 @@ def inference_worker(spec: dict[str, Any]) -> int:
         mine = list(range(world.rank, len(dataset), world.size))
         loader = DataLoader(
             Subset(dataset, mine),
-            batch_size=_batch_size(spec),
+            batch_size=action_batch_size(spec, "inference"),
             shuffle=False,
             collate_fn=collate_infer,
-            num_workers=int(dataset_spec.get("workers") or 0),
+            num_workers=int(dataset_spec["workers"]),
         )
         writer = _ImageOutputs(results_dir, names, colors, outline, threshold, outputs)
         records, unnamed = writer.run(model, postprocessor, loader, mine, world.device, chosen.precision)
@@ -224,7 +218,7 @@ def inference_worker(spec: dict[str, Any]) -> int:
             if noteworthy:
                 print(
                     f"warning: detections of category ids {noteworthy} were left out: the classmap "
-                    f"{dataset_spec['infer_data_sources'].get('classmap')} names no class for them",
+                    f"{(dataset_spec['infer_data_sources'] or {}).get('classmap')} names no class for them",
                     file=sys.stderr,
                     flush=True,
                 )

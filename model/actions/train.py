@@ -11,22 +11,21 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from model.actions.common import (
-    action_session,
-    apply_cudnn,
-    launch,
-    seed_everything,
-)
+from model.config.defaults import spec_section
+from model.engine.action_session import action_session, launch
+from model.engine.determinism import apply_cudnn, seed_everything
 from model.errors import ConfigError
+
+__all__ = ["freeze_modules", "run", "train_worker", "wrap_distributed"]
 
 
 def wrap_distributed(model: Any, spec: dict[str, Any], world: Any) -> Any:
     import torch
 
-    train = spec["train"]
+    train = spec_section(spec, "train")
     if not world.distributed:
         return model
-    if train.get("distributed_strategy") == "fsdp":
+    if train["distributed_strategy"] == "fsdp":
         if world.device.type != "cuda":
             raise ConfigError("train.distributed_strategy: fsdp needs GPUs; use ddp on the CPU")
         from torch.distributed.fsdp import FullyShardedDataParallel, MixedPrecision
@@ -37,12 +36,10 @@ def wrap_distributed(model: Any, spec: dict[str, Any], world: Any) -> Any:
         return FullyShardedDataParallel(model, mixed_precision=half, device_id=world.device)
     if world.device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    m = spec["model"]
+    m = spec_section(spec, "model")
     # Every parameter gets a gradient in the default configuration; without denoising queries or
     # auxiliary losses some heads are idle and DDP must be told.
-    find_unused = (
-        int(m.get("dn_number", 100)) == 0 or not m.get("aux_loss", True) or bool(train.get("freeze"))
-    )
+    find_unused = int(m["dn_number"]) == 0 or not m["aux_loss"] or bool(train["freeze"])
     return torch.nn.parallel.DistributedDataParallel(
         model,
         device_ids=[world.device.index] if world.device.type == "cuda" else None,
@@ -65,30 +62,30 @@ def run(spec: dict[str, Any], argv: Sequence[str]) -> int:
 
 
 def train_worker(spec: dict[str, Any]) -> int:
-    from model.checkpoints import load_weights
+    from model.checkpoints.weights import load_weights
     from model.data import build_dataloader
     from model.engine import activation_checkpoint
     from model.engine.timing import SetupClock
     from model.engine.trainer import Trainer, TrainingStopped
-    from model.rtdetr import build_criterion, build_model, build_postprocessor
+    from model.network.rtdetr import build_criterion, build_model, build_postprocessor
 
     clock = SetupClock()
 
     try:
         with action_session(spec, "train", None) as (results_dir, world, _status):
-            train = spec["train"]
-            seed_everything(int(train.get("seed", 1234)), world.rank)
-            apply_cudnn(train.get("cudnn"))
-            seed = max(0, int(train.get("seed", 0)))
+            train = spec_section(spec, "train")
+            seed_everything(int(train["seed"]), world.rank)
+            apply_cudnn(train["cudnn"])
+            seed = max(0, int(train["seed"]))
             train_loader = build_dataloader(spec, "train", rank=world.rank, world_size=world.size, seed=seed)
             val_loader = build_dataloader(spec, "val", rank=world.rank, world_size=world.size, seed=seed)
             clock.mark("data")
             model = build_model(spec)
-            if train.get("pretrained_model_path"):
+            if train["pretrained_model_path"]:
                 report = load_weights(model, train["pretrained_model_path"])
                 if world.is_main:
                     print(report.summary(), flush=True)
-            freeze_modules(model, list(train.get("freeze") or []))
+            freeze_modules(model, list(train["freeze"] or []))
             if activation_checkpoint.wanted(spec, world.size):
                 wrapped = activation_checkpoint.enable(model)
                 if world.is_main:
@@ -102,12 +99,12 @@ def train_worker(spec: dict[str, Any]) -> int:
                 "val_loader": val_loader,
             }
             trainer = Trainer(spec, results_dir, world, parts)
-            trainer.resume_from(train.get("resume_training_checkpoint_path") or None)
+            trainer.resume_from(train["resume_training_checkpoint_path"] or None)
             clock.mark("model")
             trainer.setup_seconds = clock.phases
             if world.is_main:
                 print(clock.line(), flush=True)
-            state = trainer.fit(dry_run=bool(train.get("is_dry_run")))
+            state = trainer.fit(dry_run=bool(train["is_dry_run"]))
             if world.is_main and state.best_epoch >= 0:
                 print(
                     f"best val_mAP50 {state.best_map50:.4f} at epoch {state.best_epoch}: {state.best_checkpoint}"

@@ -1,12 +1,13 @@
 """Every RT-DETR spec key, declared once as dataclass fields with TAO's schema metadata.
 
-One module per spec section; ``ExperimentConfig`` composes them. Importing this package does
-not import torch.
+One module per spec section; ``ExperimentConfig`` composes them. ``defaults`` reads the run-time
+default of any key or section from them. Importing this package does not import torch.
 """
 
 from __future__ import annotations
 
 from model.config.dataset import RTAugmentationConfig, RTDatasetConfig
+from model.config.defaults import default_of, section_defaults, spec_section, with_defaults
 from model.config.deploy import (
     RTEvalExpConfig,
     RTExportExpConfig,
@@ -45,4 +46,8 @@ __all__ = [
     "RTTrainExpConfig",
     "RTTrtConfig",
     "WandBConfig",
+    "default_of",
+    "section_defaults",
+    "spec_section",
+    "with_defaults",
 ]

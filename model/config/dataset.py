@@ -17,6 +17,8 @@ from model.config.fields import (
     str_field,
 )
 
+__all__ = ["RTAugmentationConfig", "RTDatasetConfig"]
+
 
 @dataclass
 class RTAugmentationConfig:

@@ -16,6 +16,8 @@ from model.config.fields import (
     str_field,
 )
 
+__all__ = ["RTEvalExpConfig", "RTExportExpConfig", "RTInferenceExpConfig"]
+
 _RESULTS_DIR = "Path to where all the assets generated from a task are stored."
 _QUANTIZED = "Flag to indicate if the model is quantized"
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from model.config.fields import MISSING, dataclass_field, float_field, list_field, str_field
 from model.config.model import RTModelConfig
 
+__all__ = ["DistillationBindingConfig", "RTDistillationConfig"]
+
 
 @dataclass
 class DistillationBindingConfig:

@@ -21,6 +21,8 @@ from model.config.quantize import ModelQuantizationConfig
 from model.config.train import RTTrainExpConfig
 from model.config.trt_engine import RTGenTrtEngineExpConfig
 
+__all__ = ["ExperimentConfig", "WandBConfig"]
+
 
 @dataclass
 class WandBConfig:

@@ -24,6 +24,19 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+__all__ = [
+    "INF",
+    "MISSING",
+    "Bound",
+    "bool_field",
+    "dataclass_field",
+    "dict_field",
+    "float_field",
+    "int_field",
+    "list_field",
+    "str_field",
+]
+
 MISSING = "???"
 """TAO's (OmegaConf's) marker for a value the user must set; it appears verbatim in templates."""
 

@@ -18,6 +18,8 @@ from model.config.fields import (
     str_field,
 )
 
+__all__ = ["BACKBONES", "FrozenFMConfig", "RTModelConfig"]
+
 BACKBONES = (
     "resnet_18",
     "resnet_34",

@@ -8,6 +8,8 @@ from typing import Any
 
 from model.config.fields import dataclass_field, dict_field, int_field, list_field, str_field
 
+__all__ = ["QUANT_DTYPES", "LayerQuantizationConfig", "ModelQuantizationConfig", "QuantizationTensorConfig"]
+
 QUANT_DTYPES = ("int8", "fp8_e4m3fn", "fp8_e5m2", "native")
 """Data types TAO documents for ``quantize.layers[*].weights|activations.dtype``."""
 

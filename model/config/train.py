@@ -15,6 +15,8 @@ from model.config.fields import (
     str_field,
 )
 
+__all__ = ["CuDNNConfig", "RTEMAConfig", "RTOptimConfig", "RTTrainExpConfig"]
+
 
 @dataclass
 class CuDNNConfig:

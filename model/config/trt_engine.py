@@ -14,6 +14,8 @@ from model.config.fields import (
     str_field,
 )
 
+__all__ = ["CalibrationConfig", "RTGenTrtEngineExpConfig", "RTTrtConfig"]
+
 _RESULTS_DIR = "Path to where all the assets generated from a task are stored."
 
 

@@ -6,13 +6,12 @@ A resolved spec (nested dict) normally holds every key; a missing key takes TAO'
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from model.config.dataset import RTDatasetConfig
+from model.config.defaults import with_defaults
 from model.data.transforms import AugmentationSettings
 from model.errors import DataError
 
@@ -75,22 +74,12 @@ def _source(value: Any, key: str) -> tuple[str, str, str]:
     return (key, str(value.get("image_dir") or ""), str(value.get("json_file") or ""))
 
 
-def _merged(defaults: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(defaults)
-    for name, value in given.items():
-        if isinstance(value, Mapping) and isinstance(out.get(name), dict):
-            out[name] = _merged(out[name], value)
-        else:
-            out[name] = value
-    return out
-
-
 def data_settings(spec: Mapping[str, Any]) -> DataSettings:
     """Read and check ``spec['dataset']`` (a resolved spec; missing keys take TAO's defaults)."""
     given = spec.get("dataset") if isinstance(spec, Mapping) else None
     if not isinstance(given, Mapping):
         raise DataError("the spec has no 'dataset' section; add dataset.train_data_sources and the rest")
-    d = _merged(dataclasses.asdict(RTDatasetConfig()), given)
+    d = with_defaults(given, "dataset")
     aug = d["augmentation"]
     train = d["train_data_sources"]
     if isinstance(train, Mapping):

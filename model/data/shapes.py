@@ -15,6 +15,18 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
+__all__ = [
+    "CLASS_NAMES",
+    "CROSS_ARM",
+    "MAX_ROTATION_DEG",
+    "RING_INNER_RATIO",
+    "STAR_INNER_RATIO",
+    "SUPERSAMPLE",
+    "background",
+    "object_colour",
+    "shape_mask",
+]
+
 # Class = shape. The order is the category order (category id = index + 1); the first three are
 # the most distinct and form the default 3-class dataset.
 CLASS_NAMES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross", "star", "hexagon", "ring")

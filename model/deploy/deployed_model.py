@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from model.config.defaults import default_of, spec_section
 from model.errors import ConfigError
 
 __all__ = [
@@ -36,8 +37,6 @@ __all__ = [
 
 ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
 _OUTPUTS = ("pred_logits", "pred_boxes")
-# The schema defaults of <action>.input_height/input_width (TAO's): not a choice worth a warning.
-_DEFAULT_SIZE = {"inference": (640, 640)}
 
 
 def deployed_model_path(spec: Mapping[str, Any], action: str) -> Path | None:
@@ -176,7 +175,9 @@ def _input_size(model: DeployedModel, spec: Mapping[str, Any], action: str) -> t
     engine_h, engine_w = model.input_size
     if engine_h > 0 and engine_w > 0:
         given = (int(asked[0]), int(asked[1])) if all(v not in (None, "") for v in asked) else None
-        if given is not None and given != _DEFAULT_SIZE.get(action) and given != (engine_h, engine_w):
+        # the defaults of <action>.input_height/input_width (TAO's) are not a choice worth a warning
+        default = (default_of(f"{action}.input_height"), default_of(f"{action}.input_width"))
+        if given is not None and given != default and given != (engine_h, engine_w):
             print(
                 f"warning: {action}.input_height/input_width {int(asked[0])}x{int(asked[1])} differ from the "
                 f"size {engine_h}x{engine_w} that {model.path.name} was exported for; its size is used",
@@ -186,7 +187,7 @@ def _input_size(model: DeployedModel, spec: Mapping[str, Any], action: str) -> t
         return engine_h, engine_w
     if all(v not in (None, "") for v in asked):
         return int(asked[0]), int(asked[1])
-    eval_size = ((spec.get("dataset") or {}).get("augmentation") or {}).get("eval_spatial_size") or [640, 640]
+    eval_size = spec_section(spec, "dataset.augmentation")["eval_spatial_size"]
     return int(eval_size[0]), int(eval_size[1])
 
 
@@ -211,7 +212,7 @@ def load_deployed_model(
     else:
         runner = _engine_runner(path, action)
     model = DeployedModel(runner, path, kind)
-    num_classes = int((spec.get("dataset") or {}).get("num_classes", 80))
+    num_classes = int(spec_section(spec, "dataset")["num_classes"])
     file_classes = int(getattr(runner, "num_classes", -1) or -1)
     if file_classes > 0 and file_classes != num_classes:
         raise ConfigError(

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from model.config.defaults import with_defaults
 from model.data.archive_cache import resolve_image_dir
 from model.data.infer_source import IMAGE_SUFFIXES, InferImageDataset
 from model.errors import DataError, SpecError
@@ -98,8 +99,9 @@ def plan_calibration(
         SpecError: a batch setting below 1, no image folder given, or too few images.
         DataError: an image folder or archive cannot be used.
     """
-    batch_size = section.get("cal_batch_size", 1)
-    batches = section.get("cal_batches", 1)
+    section = with_defaults(section, KEY)
+    batch_size = section["cal_batch_size"]
+    batches = section["cal_batches"]
     problems = [
         f"{KEY}.{name}: {value!r} must be an integer >= 1"
         for name, value in (("cal_batch_size", batch_size), ("cal_batches", batches))
@@ -109,7 +111,7 @@ def plan_calibration(
         raise SpecError(problems)
     if cache_file.is_file() and cache_file.stat().st_size > 0:
         return CalibrationPlan(cache_file, batch_size, batches)
-    dirs = section.get("cal_image_dir") or []
+    dirs = section["cal_image_dir"] or []
     if isinstance(dirs, str):
         dirs = [dirs]
     if not dirs:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model.config.defaults import spec_section, with_defaults
 from model.deploy.trt_calibration import CalibrationPlan, plan_calibration
 from model.errors import ConfigError, SpecError
 
@@ -154,8 +155,9 @@ def batch_profile(section: Mapping[str, Any], onnx_batch: int) -> BatchProfile:
     Raises:
         SpecError: inconsistent batch settings, naming each key.
     """
-    trt_section = section.get("tensorrt") or {}
-    batch = _int(section.get("batch_size", -1))
+    section = with_defaults(section, KEY)
+    trt_section = section["tensorrt"]
+    batch = _int(section["batch_size"])
     if batch is None or batch == 0 or batch < -1:
         raise SpecError(
             f"{KEY}.batch_size: {section.get('batch_size')!r} must be -1 (dynamic batch) or a batch size >= 1"
@@ -169,10 +171,7 @@ def batch_profile(section: Mapping[str, Any], onnx_batch: int) -> BatchProfile:
         return BatchProfile(onnx_batch, onnx_batch, onnx_batch)
     if batch >= 1:
         return BatchProfile(batch, batch, batch)
-    sizes = {
-        name: trt_section.get(f"{name}_batch_size", default)
-        for name, default in (("min", 1), ("opt", 1), ("max", 4))
-    }
+    sizes = {name: trt_section[f"{name}_batch_size"] for name in ("min", "opt", "max")}
     problems = [
         f"{KEY}.tensorrt.{name}_batch_size: {value!r} must be an integer >= 1"
         for name, value in sizes.items()
@@ -253,33 +252,33 @@ def _output_path(value: Any, default: Path, key: str, cwd: Path) -> Path:
 def plan_engine(spec: Mapping[str, Any], results_dir: Path, *, cwd: Path | None = None) -> EnginePlan:
     """Check ``gen_trt_engine.*`` and the ONNX model; no TensorRT needed (see the module doc)."""
     cwd = cwd or Path.cwd()
-    section = spec.get(KEY) or {}
-    trt_section = section.get("tensorrt") or {}
-    onnx_text = str(section.get("onnx_file") or "").strip()
+    section = spec_section(spec, KEY)
+    trt_section = section["tensorrt"]
+    onnx_text = str(section["onnx_file"] or "").strip()
     if not onnx_text or onnx_text == "???":
         raise SpecError(f"{KEY}.onnx_file: not set; give the ONNX model written by `rtdetr export`")
     onnx_file = Path(onnx_text) if Path(onnx_text).is_absolute() else cwd / onnx_text
     image = read_onnx_input(onnx_file)
-    data_type = str(trt_section.get("data_type", "FP32")).strip().lower()
+    data_type = str(trt_section["data_type"]).strip().lower()
     if data_type not in DATA_TYPES:
         raise SpecError(
             f"{KEY}.tensorrt.data_type: {trt_section.get('data_type')!r} must be one of FP32, FP16, INT8"
         )
     profile = batch_profile(section, image.batch)
-    workspace = _int(trt_section.get("workspace_size", 1024))
+    workspace = _int(trt_section["workspace_size"])
     if workspace is None or workspace < 0:
         raise SpecError(
             f"{KEY}.tensorrt.workspace_size: {trt_section.get('workspace_size')!r} must be MiB >= 0 (0 = TensorRT's default)"
         )
-    rules = parse_layers_precision(trt_section.get("layers_precision"), data_type)
+    rules = parse_layers_precision(trt_section["layers_precision"], data_type)
     engine_file = _output_path(
-        section.get("trt_engine"), onnx_file.with_suffix(".engine"), f"{KEY}.trt_engine", cwd
+        section["trt_engine"], onnx_file.with_suffix(".engine"), f"{KEY}.trt_engine", cwd
     )
-    timing = str(section.get("timing_cache") or "").strip()
+    timing = str(section["timing_cache"] or "").strip()
     timing_cache = _output_path(timing, Path(timing), f"{KEY}.timing_cache", cwd) if timing else None
     calibration = None
     if data_type == "int8" and not image.quantized:
-        cal_section = dict(trt_section.get("calibration") or {})
+        cal_section = dict(trt_section["calibration"] or {})
         cache = _output_path(
             cal_section.get("cal_cache_file"),
             Path(results_dir) / "calibration.cache",
@@ -292,10 +291,10 @@ def plan_engine(spec: Mapping[str, Any], results_dir: Path, *, cwd: Path | None 
                 f"{KEY}.tensorrt.calibration.cal_batch_size: {calibration.batch_size} but the ONNX model's "
                 f"input has the fixed batch {image.batch}; set cal_batch_size={image.batch}"
             )
-    gpu_id = _int(section.get("gpu_id", 0))
+    gpu_id = _int(section["gpu_id"])
     if gpu_id is None or gpu_id < 0:
         raise SpecError(f"{KEY}.gpu_id: {section.get('gpu_id')!r} must be a GPU index >= 0")
-    augmentation = (spec.get("dataset") or {}).get("augmentation") or {}
+    augmentation = spec_section(spec, "dataset.augmentation")
     return EnginePlan(
         onnx_file=onnx_file,
         engine_file=engine_file,
@@ -306,7 +305,7 @@ def plan_engine(spec: Mapping[str, Any], results_dir: Path, *, cwd: Path | None 
         layers_precision=rules,
         timing_cache=timing_cache,
         calibration=calibration,
-        preserve_aspect_ratio=bool(augmentation.get("preserve_aspect_ratio", False)),
-        verbose=bool(section.get("verbose", False)),
+        preserve_aspect_ratio=bool(augmentation["preserve_aspect_ratio"]),
+        verbose=bool(section["verbose"]),
         gpu_id=gpu_id,
     )

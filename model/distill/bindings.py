@@ -12,11 +12,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from model.config.distill import DistillationBindingConfig
+
+__all__ = [
+    "CRITERIA",
+    "FEATURE_MAPS",
+    "Binding",
+    "binding_problems",
+    "normalise_module_name",
+    "parse_bindings",
+]
+
 CRITERIA = ("L1", "L2", "KL", "IOU")
 # TAO's names for the feature maps the IOU criterion compares (see model/distill/__init__.py).
 FEATURE_MAPS = ("srcs", "dsrcs")
 # TAO's student and teacher are wrapped in a module whose model is ``.model``; accept those names.
 _TAO_PREFIX = "model."
+
+_DEFAULT_WEIGHT = DistillationBindingConfig().weight  # a binding without a weight
 
 
 @dataclass(frozen=True)
@@ -30,7 +43,7 @@ class Binding:
 
 
 def normalise_module_name(name: str) -> str:
-    """``model.encoder`` (TAO's wrapped name) -> ``encoder``; surrounding spaces dropped."""
+    """``model.network.encoder`` (TAO's wrapped name) -> ``encoder``; surrounding spaces dropped."""
     name = name.strip()
     while name.startswith(_TAO_PREFIX):
         name = name[len(_TAO_PREFIX) :]
@@ -50,15 +63,19 @@ def binding_problems(bindings: Any, key: str = "distill.bindings") -> list[str]:
     for i, item in enumerate(bindings):
         at = f"{key}[{i}]"
         if not isinstance(item, Mapping):
-            problems.append(f"{at}: expected a mapping with student_module_name, teacher_module_name, "
-                            f"criterion and weight, got {item!r}")  # fmt: skip
+            problems.append(
+                f"{at}: expected a mapping with student_module_name, teacher_module_name, "
+                f"criterion and weight, got {item!r}"
+            )
             continue
         names = {}
         for side in ("student_module_name", "teacher_module_name"):
             value = item.get(side)
             if not isinstance(value, str) or not normalise_module_name(value):
-                problems.append(f"{at}.{side}: {value!r} is not a module name; use srcs, dsrcs or a module "
-                                f"name such as backbone, encoder or decoder")  # fmt: skip
+                problems.append(
+                    f"{at}.{side}: {value!r} is not a module name; use srcs, dsrcs or a module "
+                    f"name such as backbone, encoder or decoder"
+                )
             else:
                 names[side] = normalise_module_name(value)
         criterion = item.get("criterion")
@@ -68,9 +85,10 @@ def binding_problems(bindings: Any, key: str = "distill.bindings") -> list[str]:
                 hint = f" (did you mean {criterion.upper()}?)"
             elif isinstance(criterion, str) and criterion.upper() in ("MSE", "L2LOSS"):
                 hint = " (did you mean L2?)"
-            problems.append(f"{at}.criterion: {criterion!r} is not supported{hint}; choose one of "
-                            f"{', '.join(CRITERIA)}")  # fmt: skip
-        weight = item.get("weight", 1.0)
+            problems.append(
+                f"{at}.criterion: {criterion!r} is not supported{hint}; choose one of {', '.join(CRITERIA)}"
+            )
+        weight = item.get("weight", _DEFAULT_WEIGHT)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             problems.append(f"{at}.weight: {weight!r} must be a number >= 0")
         if criterion == "IOU" and len(names) == 2:
@@ -96,7 +114,7 @@ def parse_bindings(bindings: Sequence[Mapping[str, Any]]) -> list[Binding]:
             normalise_module_name(str(b["student_module_name"])),
             normalise_module_name(str(b["teacher_module_name"])),
             str(b["criterion"]),
-            float(b.get("weight", 1.0)),
+            float(b.get("weight", _DEFAULT_WEIGHT)),
         )
         for b in bindings
     ]

@@ -16,6 +16,8 @@ from torch import nn
 
 from model.errors import ConfigError
 
+__all__ = ["ModuleTaps", "check_names", "valid_names"]
+
 
 def _feature_map_modules(net: nn.Module, name: str) -> list[str]:
     if name == "srcs":

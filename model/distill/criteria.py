@@ -22,7 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.boxes import box_iou, cxcywh_to_xyxy
+from model.network.boxes import box_iou, cxcywh_to_xyxy
+
+__all__ = [
+    "KL_TEMPERATURE",
+    "ShapeMismatch",
+    "feature_loss",
+    "flatten_outputs",
+    "iou_feature_loss",
+    "kl_divergence",
+    "query_weights",
+]
 
 KL_TEMPERATURE = 1.0
 _MASK_FLOOR = 1e-2  # TAO's lower bound of the imitation mask before it is scaled to max 1

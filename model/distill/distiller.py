@@ -17,11 +17,22 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from model.config.defaults import spec_section
 from model.distill.bindings import Binding
 from model.distill.capture import ModuleTaps, check_names
 from model.distill.criteria import ShapeMismatch, feature_loss, iou_feature_loss, query_weights
 from model.engine.validation import autocast_for
 from model.errors import CheckpointError, ConfigError
+
+__all__ = [
+    "Distiller",
+    "build_teacher",
+    "copy_encoder_decoder",
+    "digest",
+    "freeze",
+    "probe_batch",
+    "teacher_spec",
+]
 
 _COMPUTED = ("anchors", "valid_mask", "num_points_scale")
 
@@ -35,8 +46,8 @@ def teacher_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def build_teacher(spec: Mapping[str, Any]) -> nn.Module:
     """``distill.teacher`` with ``distill.pretrained_teacher_model_path`` loaded, frozen, in eval mode."""
-    from model.checkpoints import load_weights
-    from model.rtdetr import build_model
+    from model.checkpoints.weights import load_weights
+    from model.network.rtdetr import build_model
 
     t_spec = teacher_spec(spec)
     # the teacher's weights come from its checkpoint; never fetch its backbone's separately
@@ -105,10 +116,16 @@ class Distiller:
         coef: float = 1.0,
         precision: str = "fp32",
     ):
-        check_names(student, [(f"distill.bindings[{b.index}].student_module_name", b.student) for b in bindings],
-                    "student (model.*)")  # fmt: skip
-        check_names(teacher, [(f"distill.bindings[{b.index}].teacher_module_name", b.teacher) for b in bindings],
-                    "teacher (distill.teacher.*)")  # fmt: skip
+        check_names(
+            student,
+            [(f"distill.bindings[{b.index}].student_module_name", b.student) for b in bindings],
+            "student (model.*)",
+        )
+        check_names(
+            teacher,
+            [(f"distill.bindings[{b.index}].teacher_module_name", b.teacher) for b in bindings],
+            "teacher (distill.teacher.*)",
+        )
         self.student = student
         self.teacher = teacher
         self.bindings = list(bindings)
@@ -196,9 +213,9 @@ def probe_batch(
     spec: Mapping[str, Any], device: torch.device, batch: int = 2
 ) -> tuple[Tensor, list[dict[str, Tensor]]]:
     """A synthetic batch at ``dataset.augmentation.train_spatial_size`` (one box per image)."""
-    aug = (spec.get("dataset") or {}).get("augmentation") or {}
-    height, width = [int(v) for v in (aug.get("train_spatial_size") or [640, 640])][:2]
-    num_classes = int((spec.get("dataset") or {}).get("num_classes") or 80)
+    dataset = spec_section(spec, "dataset")
+    height, width = [int(v) for v in dataset["augmentation"]["train_spatial_size"]][:2]
+    num_classes = int(dataset["num_classes"])
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(batch, 3, int(height), int(width), generator=generator).to(device)
     targets = [

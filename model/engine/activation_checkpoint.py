@@ -16,14 +16,17 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from model.config.defaults import spec_section
+
+__all__ = ["enable", "wanted"]
+
 _TARGETS = re.compile(r"^(backbone\.res_layers\.\d+\.blocks\.\d+|encoder\.(fpn|pan)_blocks\.\d+)$")
 
 
 def wanted(spec: Mapping[str, Any], world_size: int) -> bool:
-    train, model = spec.get("train") or {}, spec.get("model") or {}
-    if not train.get("activation_checkpoint"):
+    if not spec_section(spec, "train")["activation_checkpoint"]:
         return False
-    levels = len(model.get("return_interm_indices") or [1, 2, 3])
+    levels = len(spec_section(spec, "model")["return_interm_indices"])
     return not (levels < 4 and world_size > 1)
 
 

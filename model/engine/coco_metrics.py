@@ -15,10 +15,22 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["STAT_NAMES", "CocoAccumulator", "coco_stats"]
+
 STAT_NAMES = (
-    "AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
-    "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large",
-)  # fmt: skip
+    "AP",
+    "AP50",
+    "AP75",
+    "AP_small",
+    "AP_medium",
+    "AP_large",
+    "AR1",
+    "AR10",
+    "AR100",
+    "AR_small",
+    "AR_medium",
+    "AR_large",
+)  # fmt: skip  (a table: COCO's 6 AP stats, then the 6 AR stats)
 
 
 class CocoAccumulator:
@@ -36,18 +48,27 @@ class CocoAccumulator:
         for box, label in zip(gt_boxes_xyxy.tolist(), gt_labels.tolist()):
             w, h = box[2] - box[0], box[3] - box[1]
             self.gts.append(
-                {"image_id": int(image_id), "category_id": int(label), "bbox": [box[0], box[1], w, h],
-                 "area": w * h, "iscrowd": 0}
-            )  # fmt: skip
+                {
+                    "image_id": int(image_id),
+                    "category_id": int(label),
+                    "bbox": [box[0], box[1], w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
 
     def add_detections(
         self, image_id: int, boxes_xyxy: np.ndarray, labels: np.ndarray, scores: np.ndarray
     ) -> None:
         for box, label, score in zip(boxes_xyxy.tolist(), labels.tolist(), scores.tolist()):
             self.dets.append(
-                {"image_id": int(image_id), "category_id": int(label),
-                 "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]], "score": float(score)}
-            )  # fmt: skip
+                {
+                    "image_id": int(image_id),
+                    "category_id": int(label),
+                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                    "score": float(score),
+                }
+            )
 
     def state(self) -> tuple[list, list, list]:
         return self.images, self.gts, self.dets

@@ -19,6 +19,19 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+__all__ = [
+    "LaunchPlan",
+    "World",
+    "all_gather_objects",
+    "all_reduce_mean",
+    "broadcast_object",
+    "init_world",
+    "plan_launch",
+    "shutdown_world",
+    "torchrun_command",
+    "under_torchrun",
+]
+
 
 @dataclass(frozen=True)
 class LaunchPlan:

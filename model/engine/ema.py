@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+__all__ = ["ModelEMA", "unwrap"]
+
 
 class ModelEMA:
     """Keeps ``ema = decay * ema + (1 - decay) * model`` every ``every_n_steps`` optimiser steps.

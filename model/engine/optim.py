@@ -16,12 +16,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from model.config.defaults import with_defaults
 from model.errors import ConfigError
+
+__all__ = ["Warmup", "build_optimizer", "build_scheduler", "follow_spec_after_resume", "parameter_groups"]
 
 
 def parameter_groups(model: nn.Module, optim: Mapping[str, Any]) -> list[dict[str, Any]]:
-    lr, lr_backbone = float(optim.get("lr", 1e-4)), float(optim.get("lr_backbone", 1e-5))
-    wd = float(optim.get("weight_decay", 1e-4))
+    optim = with_defaults(optim, "train.optim")
+    lr, lr_backbone = float(optim["lr"]), float(optim["lr_backbone"])
+    wd = float(optim["weight_decay"])
     buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -43,7 +47,7 @@ def parameter_groups(model: nn.Module, optim: Mapping[str, Any]) -> list[dict[st
 
 
 def build_optimizer(model: nn.Module, optim: Mapping[str, Any]) -> torch.optim.Optimizer:
-    name = optim.get("optimizer", "AdamW")
+    name = with_defaults(optim, "train.optim")["optimizer"]
     if name != "AdamW":
         raise ConfigError(
             f"train.optim.optimizer: {name!r} is not available for RT-DETR (TAO's trainer has only AdamW); use AdamW"
@@ -54,12 +58,11 @@ def build_optimizer(model: nn.Module, optim: Mapping[str, Any]) -> torch.optim.O
 def build_scheduler(
     optimizer: torch.optim.Optimizer, optim: Mapping[str, Any]
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    decay = float(optim.get("lr_decay", 0.1))
-    if optim.get("lr_scheduler", "MultiStep") == "StepLR":
-        return torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=int(optim.get("lr_step_size", 1000)), gamma=decay
-        )
-    steps = [int(s) for s in optim.get("lr_steps", [1000])]
+    optim = with_defaults(optim, "train.optim")
+    decay = float(optim["lr_decay"])
+    if optim["lr_scheduler"] == "StepLR":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(optim["lr_step_size"]), gamma=decay)
+    steps = [int(s) for s in optim["lr_steps"]]
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=steps, gamma=decay)
 
 
@@ -76,20 +79,21 @@ def follow_spec_after_resume(
     as checkpointed; lr, lr_backbone, weight_decay, the schedule (lr_steps / lr_step_size, lr_decay)
     and the warmup target follow the spec. Resuming with an unchanged spec changes nothing.
     """
-    lr, lr_backbone = float(optim.get("lr", 1e-4)), float(optim.get("lr_backbone", 1e-5))
-    wd = float(optim.get("weight_decay", 1e-4))
-    decay = float(optim.get("lr_decay", 0.1))
+    optim = with_defaults(optim, "train.optim")
+    lr, lr_backbone = float(optim["lr"]), float(optim["lr_backbone"])
+    wd = float(optim["weight_decay"])
+    decay = float(optim["lr_decay"])
     epoch = int(scheduler.last_epoch)
     if isinstance(scheduler, torch.optim.lr_scheduler.StepLR):
-        scheduler.step_size = int(optim.get("lr_step_size", 1000))
+        scheduler.step_size = int(optim["lr_step_size"])
         decays = epoch // scheduler.step_size
     else:
-        steps = sorted(int(s) for s in optim.get("lr_steps", [1000]))
+        steps = sorted(int(s) for s in optim["lr_steps"])
         scheduler.milestones = Counter(steps)
         decays = bisect_right(steps, epoch)
     scheduler.gamma = decay
     for group in optimizer.param_groups:
-        name = str(group.get("name", ""))
+        name = str(group.get("name") or "")  # the parameter group name parameter_groups gave it
         group["initial_lr"] = lr_backbone if name.startswith("backbone") else lr
         group["weight_decay"] = 0.0 if name.endswith("_no_decay") else wd
         group["lr"] = group["initial_lr"] * decay**decays

@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+__all__ = ["FAILURE", "RUNNING", "SKIPPED", "STARTED", "SUCCESS", "StatusLogger", "read_status"]
+
 STARTED, RUNNING, SUCCESS, FAILURE, SKIPPED = "STARTED", "RUNNING", "SUCCESS", "FAILURE", "SKIPPED"
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import time
 
+__all__ = ["SetupClock", "process_age"]
+
 
 def process_age() -> float:
     """Seconds since this process was started (Linux /proc), or since this module was imported."""

@@ -18,13 +18,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from model.checkpoints.training_files import (
+    epoch_path,
+    find_latest,
+    read_training_checkpoint,
+    save_checkpoint,
+)
+from model.config.defaults import spec_section
 from model.data.mscoco import label_to_category_id
-from model.engine.checkpoint_io import find_latest, read_checkpoint, save_checkpoint
 from model.engine.distributed import World, all_gather_objects, all_reduce_mean
 from model.engine.ema import ModelEMA, unwrap
 from model.engine.optim import Warmup, build_optimizer, build_scheduler, follow_spec_after_resume
 from model.engine.status import FAILURE, STARTED, SUCCESS, StatusLogger
 from model.engine.validation import autocast_for, evaluate_loader, to_device
+
+__all__ = ["SigtermFlag", "TrainState", "Trainer", "TrainingStopped"]
 
 
 class TrainingStopped(Exception):
@@ -72,7 +80,7 @@ def _hms(seconds: float) -> str:
 class Trainer:
     def __init__(self, spec: dict[str, Any], results_dir: Path, world: World, parts: dict[str, Any]):
         self.spec = spec
-        self.train_cfg = spec["train"]
+        self.train_cfg = spec_section(spec, "train")
         self.results_dir = results_dir
         self.world = world
         self.model: nn.Module = parts["model"]
@@ -88,16 +96,11 @@ class Trainer:
         optim = self.train_cfg["optim"]
         self.optimizer = build_optimizer(unwrap(self.model), optim)
         self.scheduler = build_scheduler(self.optimizer, optim)
-        self.warmup = Warmup(self.optimizer, int(optim.get("warmup_steps", 0)))
-        ema_cfg = self.train_cfg.get("ema") or {}
+        self.warmup = Warmup(self.optimizer, int(optim["warmup_steps"]))
+        ema_cfg = self.train_cfg["ema"]
         self.ema = (
-            ModelEMA(
-                self.model,
-                ema_cfg.get("decay", 0.999),
-                ema_cfg.get("every_n_steps", 1),
-                ema_cfg.get("cpu_offload", False),
-            )
-            if self.train_cfg.get("enable_ema")
+            ModelEMA(self.model, ema_cfg["decay"], ema_cfg["every_n_steps"], ema_cfg["cpu_offload"])
+            if self.train_cfg["enable_ema"]
             else None
         )
         self.status = StatusLogger(results_dir, enabled=world.is_main)
@@ -105,14 +108,16 @@ class Trainer:
         self.sigterm = SigtermFlag()
         self.stop_requested = False
         self.setup_seconds: dict[str, float] = {}
-        self.precision = str(self.train_cfg.get("precision", "fp32"))
+        self.precision = str(self.train_cfg["precision"])
         if self.precision == "fp16" and world.device.type != "cuda" and world.is_main:
-            print("warning: train.precision=fp16 needs a GPU; training in fp32 on the CPU (bf16 works on CPUs)",
-                  flush=True)  # fmt: skip
-        self.clip = float(self.train_cfg.get("clip_grad_norm") or 0.0)
+            print(
+                "warning: train.precision=fp16 needs a GPU; training in fp32 on the CPU (bf16 works on CPUs)",
+                flush=True,
+            )
+        self.clip = float(self.train_cfg["clip_grad_norm"] or 0.0)
         self.num_epochs = int(self.train_cfg["num_epochs"])
         # Validation scores every class, as TAO's trainer does (eval_class_ids is for `rtdetr evaluate`).
-        remap = bool(spec["dataset"].get("remap_mscoco_category"))
+        remap = bool(spec_section(spec, "dataset")["remap_mscoco_category"])
         self.gt_label_map = (lambda labels: label_to_category_id(labels, True)) if remap else None
 
     # --- resume ---------------------------------------------------------------------------------
@@ -121,7 +126,7 @@ class Trainer:
         path = path or find_latest(self.results_dir)
         if not path:
             return
-        ckpt = read_checkpoint(
+        ckpt = read_training_checkpoint(
             path, "train.resume_training_checkpoint_path" if explicit else "latest checkpoint"
         )
         unwrap(self.model).load_state_dict(ckpt["model"])
@@ -216,20 +221,25 @@ class Trainer:
         return float(loss.item())
 
     def _validate(self) -> dict[str, Any]:
-        validate_original = bool((self.train_cfg.get("ema") or {}).get("validate_original_weights"))
+        validate_original = bool(self.train_cfg["ema"]["validate_original_weights"])
         net = self.ema.module if self.ema is not None and not validate_original else unwrap(self.model)
         if self.ema is not None:
             net.to(self.world.device)
         return evaluate_loader(
-            net, self.val_loader, self.postprocessor, self.world,
-            criterion=self.criterion, precision=self.precision, gt_label_map=self.gt_label_map,
-        )  # fmt: skip
+            net,
+            self.val_loader,
+            self.postprocessor,
+            self.world,
+            criterion=self.criterion,
+            precision=self.precision,
+            gt_label_map=self.gt_label_map,
+        )
 
     def fit(self, dry_run: bool = False) -> TrainState:
         world, cfg = self.world, self.train_cfg
-        val_every = int(cfg.get("validation_interval") or 1)
-        ckpt_every = int(cfg.get("checkpoint_interval") or 1)
-        by_step = cfg.get("checkpoint_interval_unit") == "step"
+        val_every = int(cfg["validation_interval"])
+        ckpt_every = int(cfg["checkpoint_interval"])
+        by_step = cfg["checkpoint_interval_unit"] == "step"
         self.status.write(STARTED, f"Starting RT-DETR {self.action}.", setup_seconds=self.setup_seconds)
         steps_per_epoch = len(self.train_loader)
         with SigtermFlag() as sigterm:
@@ -259,8 +269,9 @@ class Trainer:
                             self._save(epoch, {}, resume_epoch=epoch)
                             raise TrainingStopped(
                                 f"interrupted by SIGTERM at epoch {epoch} step {self.state.global_step}; "
-                                f"a checkpoint to resume from was saved", 143
-                            )  # fmt: skip
+                                f"a checkpoint to resume from was saved",
+                                143,
+                            )
                         if dry_run:
                             break
                     self.scheduler.step()
@@ -284,9 +295,7 @@ class Trainer:
                     ):
                         if improved:
                             self.state.best_map50, self.state.best_epoch = float(kpi["val_mAP50"]), epoch
-                            self.state.best_checkpoint = str(
-                                self.results_dir / f"model_epoch_{epoch:03d}.pth"
-                            )
+                            self.state.best_checkpoint = str(epoch_path(self.results_dir, epoch))
                         saved = self._save(epoch, kpi, resume_epoch=epoch + 1)
                     self.state.history.append({"epoch": epoch, "seconds": round(seconds, 3), **kpi})
                     self.status.epoch(
@@ -294,8 +303,11 @@ class Trainer:
                     )
                     if world.is_main:
                         shown = " ".join(f"{k}={v:.4g}" for k, v in kpi.items() if isinstance(v, float))
-                        print(f"epoch {epoch}/{self.num_epochs - 1} done in {seconds:.1f}s: {shown}"
-                              + (f" (saved {saved.name})" if saved else ""), flush=True)  # fmt: skip
+                        saved_note = f" (saved {saved.name})" if saved else ""
+                        print(
+                            f"epoch {epoch}/{self.num_epochs - 1} done in {seconds:.1f}s: {shown}{saved_note}",
+                            flush=True,
+                        )
                     if dry_run:
                         break
             except TrainingStopped as stop:

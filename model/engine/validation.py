@@ -10,9 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.boxes import cxcywh_to_xyxy
 from model.engine.coco_metrics import CocoAccumulator, coco_stats
 from model.engine.distributed import World, all_gather_objects, all_reduce_mean, broadcast_object
+from model.network.boxes import cxcywh_to_xyxy
+
+__all__ = ["autocast_for", "evaluate_loader", "to_device"]
 
 
 def autocast_for(precision: str, device: torch.device) -> contextlib.AbstractContextManager:

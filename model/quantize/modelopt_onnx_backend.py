@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from model.config.defaults import spec_section, with_defaults
 from model.errors import ConfigError
 from model.quantize.combinations import normalize_dtype
 
@@ -245,7 +246,7 @@ def calibration_array(spec: Mapping[str, Any], height: int, width: int) -> np.nd
         "test_data_sources": dataset.get("quant_calibration_data_sources"),
         "workers": 0,
     }
-    loader = build_dataloader(view, "test", batch_size=int(dataset.get("batch_size", 4)))
+    loader = build_dataloader(view, "test", batch_size=int(spec_section(spec, "dataset")["batch_size"]))
     batches = [images.numpy().astype(np.float32) for images, _targets in loader]
     return np.concatenate(batches, axis=0)
 
@@ -322,7 +323,7 @@ def quantize_onnx(
             f"{section.get('skip_names') or []}) select no node of the exported ONNX graph, so nothing would be "
             "quantized; use module names such as '*', 'Conv2d', 'Linear', 'backbone' or 'decoder.*'"
         )
-    providers, note = calibration_providers(str(section.get("device") or "cuda"))
+    providers, note = calibration_providers(str(with_defaults(section, "quantize")["device"]))
     if note:
         print(note, flush=True)
     call = {

@@ -16,6 +16,17 @@ from model.config import ExperimentConfig
 from model.errors import SpecError
 from model.schema.convert import RootLists, plain, section_properties
 
+__all__ = [
+    "ACTIONS",
+    "NETWORK",
+    "SCHEMA_SOURCE",
+    "SCHEMA_VERSION",
+    "build_manifest",
+    "build_schema",
+    "quantize_search_rows",
+    "spec_template",
+]
+
 ACTIONS: tuple[str, ...] = (
     "train",
     "evaluate",

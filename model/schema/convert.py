@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["RootLists", "collection_property", "leaf_property", "plain", "section_properties"]
+
 _INT_TYPES = ("int", "ordered_int")
 
 

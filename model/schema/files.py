@@ -15,6 +15,8 @@ import yaml
 
 from model.schema.build import ACTIONS, build_manifest, build_schema, spec_template
 
+__all__ = ["dump_json", "dump_yaml", "generate", "generated_files"]
+
 
 def dump_json(data: Any) -> str:
     """TAO's JSON layout."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+__all__ = ["distill_problems"]
+
 
 def distill_problems(spec: Mapping[str, Any], action: str) -> list[str]:
     if action != "distill":

@@ -12,6 +12,8 @@ from jsonschema.exceptions import ValidationError
 
 from model.spec.overrides import dotted
 
+__all__ = ["format_error", "schema_problems", "suggest"]
+
 _KIND = {
     "integer": "an integer",
     "number": "a number",

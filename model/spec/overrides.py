@@ -13,6 +13,8 @@ from typing import Any
 
 from model.spec.yaml_io import parse_value
 
+__all__ = ["apply_overrides", "deep_merge", "dotted", "set_dotted", "split_key"]
+
 _PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
 
 

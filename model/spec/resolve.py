@@ -16,6 +16,15 @@ from model.spec.skill_info import action_inputs, shorthand_keys
 from model.spec.tao_schema import all_dotted_keys, to_json_schema
 from model.spec.yaml_io import load_spec_file
 
+__all__ = [
+    "RUN_ARGUMENTS",
+    "absolutize_inputs",
+    "actions",
+    "experiment_json_schema",
+    "resolve_spec",
+    "template",
+]
+
 RUN_ARGUMENTS = ("automl_policy",)
 
 

@@ -7,8 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from model.config.defaults import default_of
 from model.spec.overrides import split_key
 from model.spec.tao_schema import MISSING
+
+__all__ = ["ARCHIVE_SUFFIXES", "cross_field_problems", "is_url", "model_problems", "path_problems"]
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _TRAINING_ACTIONS = ("train", "distill")
@@ -101,7 +104,10 @@ def cross_field_problems(spec: Mapping[str, Any], action: str) -> list[str]:
                     f"no validation would run; set it <= num_epochs"
                 )
             ckpt = train.get("checkpoint_interval")
-            if train.get("checkpoint_interval_unit", "epoch") == "epoch" and _is_int(ckpt) and ckpt > epochs:
+            by_epoch = (
+                train.get("checkpoint_interval_unit", default_of("train.checkpoint_interval_unit")) == "epoch"
+            )
+            if by_epoch and _is_int(ckpt) and ckpt > epochs:
                 problems.append(
                     f"train.checkpoint_interval: {ckpt} is larger than train.num_epochs ({epochs}); "
                     f"no checkpoint would be saved; set it <= num_epochs"

@@ -10,6 +10,8 @@ import yaml
 from model.errors import ModelError
 from model.paths import references_dir
 
+__all__ = ["action_inputs", "shorthand_keys", "skill_info"]
+
 
 @lru_cache(maxsize=1)
 def skill_info() -> dict[str, Any]:

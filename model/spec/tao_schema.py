@@ -15,6 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "MISSING",
+    "all_dotted_keys",
+    "child_properties",
+    "convert_node",
+    "read_tao_schema",
+    "to_json_schema",
+]
+
 MISSING = "???"
 
 _SCALAR = {

@@ -16,6 +16,8 @@ import yaml
 
 from model.errors import SpecError
 
+__all__ = ["SpecLoader", "load_spec_file", "load_yaml_text", "parse_value"]
+
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)

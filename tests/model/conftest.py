@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -13,3 +15,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small dynamic-batch ONNX file shaped like RT-DETR's export (``tests.model.deploy.onnx_stand_in``)."""
+    from tests.model.deploy.onnx_stand_in import write_onnx
+
+    return write_onnx(tmp_path_factory.mktemp("onnx") / "model.onnx")

@@ -41,10 +41,18 @@ def fake_sweep(folder: Path) -> Path:
     (folder / "best" / "export" / "model.onnx").write_bytes(b"onnx")
     summary = {
         "status": "FINISHED",
-        "best": {"trial": 1, "value": 0.5, "best_epoch": 1, "metric": "val_mAP50", "folder": str(trial),
-                 "checkpoint": str(trial / "train" / "model_epoch_001.pth")},
-        "pipeline": {"export": {"state": "SUCCESS", "onnx_file": str(folder / "best" / "export" / "model.onnx")}},
-    }  # fmt: skip
+        "best": {
+            "trial": 1,
+            "value": 0.5,
+            "best_epoch": 1,
+            "metric": "val_mAP50",
+            "folder": str(trial),
+            "checkpoint": str(trial / "train" / "model_epoch_001.pth"),
+        },
+        "pipeline": {
+            "export": {"state": "SUCCESS", "onnx_file": str(folder / "best" / "export" / "model.onnx")}
+        },
+    }
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder
 
@@ -143,7 +151,10 @@ def test_sweep_and_deployed_parents(tmp_path):
 def test_a_parent_without_the_needed_file_is_a_clear_error(tmp_path, synthetic_data):
     job = fake_train(tmp_path / "job", {0: 0.1, 1: 0.6})
     spec = spec_file(tmp_path)
-    with pytest.raises(ModelError, match=r"no ONNX model for gen_trt_engine\.onnx_file.*best checkpoint .*model_epoch_001\.pth.*rtdetr export --parent"):  # fmt: skip
+    with pytest.raises(
+        ModelError,
+        match=r"no ONNX model for gen_trt_engine\.onnx_file.*best checkpoint .*model_epoch_001\.pth.*rtdetr export --parent",
+    ):
         resolve_parent("gen_trt_engine", job, spec_path=spec)
     onnx_only = tmp_path / "export"
     onnx_only.mkdir()
@@ -175,9 +186,14 @@ def trained(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> t
 
 def rtdetr(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "model.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "model.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        check=False,
+    )
 
 
 def test_evaluate_with_parent_runs_the_best_trained_checkpoint(trained, tmp_path):

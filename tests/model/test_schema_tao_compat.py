@@ -7,21 +7,15 @@ entry there must still be a difference, so the table stays true.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from model.schema import ACTIONS, build_manifest, build_schema, spec_template
+from tests.conftest import TAO_SKILL as TAO
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-TAO = SHARED / "tao-skill"
-
-pytestmark = pytest.mark.skipif(
-    not (TAO / "schemas" / "manifest.json").is_file(),
-    reason=f"NVIDIA's packaged RT-DETR skill (the compatibility reference) is not at {TAO}",
-)
+pytestmark = pytest.mark.usefixtures("tao_skill")  # skips where it is missing, fails under CI=true
 
 EXPORT_SIZE = (
     "TAO's schema says 960x544, which TAO itself cannot export (hybrid encoder positional "

@@ -20,8 +20,8 @@ def save_tiny_checkpoint(spec: dict, folder: Path, *, score_bias: float | None =
     drops others); label 0, unused with category ids 1..3, is silenced as training would."""
     import torch
 
-    from model.engine.checkpoint_io import save_checkpoint
-    from model.rtdetr import build_model
+    from model.checkpoints.training_files import save_checkpoint
+    from model.network.rtdetr import build_model
 
     torch.manual_seed(seed)
     model = build_model(spec)

@@ -13,8 +13,8 @@ import torch
 
 from model.actions import evaluate, inference
 from model.actions.export import run as export
-from model.actions.trained_model import model_to_run
 from model.engine.coco_metrics import STAT_NAMES
+from model.engine.model_to_run import model_to_run
 from model.engine.status import read_status
 from model.errors import ConfigError
 from model.spec import resolve_spec
@@ -24,8 +24,8 @@ from tests.conftest import tiny_spec, write_spec
 def _checkpoint(spec: dict, folder: Path) -> Path:
     """An untrained tiny model whose first boxes are object-sized (enc box-head bias on w, h), so
     its mAP50 on the synthetic test set is above 0 and the comparison means something."""
-    from model.engine.checkpoint_io import save_checkpoint
-    from model.rtdetr import build_model
+    from model.checkpoints.training_files import save_checkpoint
+    from model.network.rtdetr import build_model
 
     torch.manual_seed(0)
     model = build_model(spec)
@@ -67,7 +67,7 @@ def _spec(deployed, action: str, *overrides: str) -> dict:
 @torch.no_grad()
 def _detections(spec: dict, action: str = "evaluate", batch_size: int = 4) -> list[dict]:
     from model.data import build_dataloader
-    from model.rtdetr import build_postprocessor
+    from model.network.rtdetr import build_postprocessor
 
     chosen = model_to_run(spec, action, torch.device("cpu"))
     loader = build_dataloader(chosen.spec, "test", rank=0, world_size=1, batch_size=batch_size)
@@ -206,9 +206,12 @@ def test_engine_without_gpu_suggests_the_onnx_file(deployed, tmp_path):
 def test_bf16_precision_runs_the_checkpoint_under_autocast(deployed, tmp_path, one_thread):
     out = tmp_path / "bf16"
     spec = _spec(
-        deployed, "evaluate", f"evaluate.checkpoint={deployed.checkpoint}", "evaluate.precision=bf16",
+        deployed,
+        "evaluate",
+        f"evaluate.checkpoint={deployed.checkpoint}",
+        "evaluate.precision=bf16",
         f"evaluate.results_dir={out}",
-    )  # fmt: skip
+    )
     assert evaluate.run(spec, ["evaluate"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["precision"] == "bf16" and results["images"] == 8

@@ -63,9 +63,13 @@ def teacher_ckpt(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory)
     spec = write_spec(folder / "teacher.yaml", teacher_spec(synthetic_data, folder / "out"))
     proc = subprocess.run(
         [sys.executable, "-m", "model.cli", "train", "-e", str(spec)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return folder / "out" / "train" / "model_epoch_000.pth"
 
@@ -105,7 +109,7 @@ def test_distill_logs_each_binding_loss_and_saves_the_student_like_train(
     } <= names
     assert os.readlink(folder / "rtdetr_model_latest.pth") == "model_epoch_002.pth"
     ckpt = torch.load(folder / "model_epoch_002.pth", map_location="cpu", weights_only=True)
-    from model.rtdetr import build_model
+    from model.network.rtdetr import build_model
 
     assert set(ckpt["model"]) == set(build_model(spec).state_dict())
     assert ckpt["tao_model"] == "rtdetr" and ckpt["epoch"] == 2
@@ -121,7 +125,7 @@ def test_teacher_stays_frozen_in_eval_mode_while_the_student_learns(
 ):
     from model.distill import parse_bindings
     from model.distill.distiller import Distiller, build_teacher, probe_batch
-    from model.rtdetr import build_criterion, build_model
+    from model.network.rtdetr import build_criterion, build_model
 
     spec = distill_spec(synthetic_data, tmp_path, teacher_ckpt)
     teacher = build_teacher(spec)
@@ -149,16 +153,24 @@ def test_teacher_stays_frozen_in_eval_mode_while_the_student_learns(
 @pytest.mark.parametrize(
     ("binding", "expected"),
     [
-        ({"student_module_name": "backbone", "teacher_module_name": "backbone", "criterion": "IOU"},
-         "must name srcs or dsrcs on both sides"),
-        ({"student_module_name": "srcs", "teacher_module_name": "dsrcs", "criterion": "IOU"},
-         "must name the same feature maps"),
-        ({"student_module_name": "encoder", "teacher_module_name": "encoder", "criterion": "MSE"},
-         "'MSE' is not supported (did you mean L2?)"),
-        ({"student_module_name": "encoder", "teacher_module_name": "encoder", "criterion": "l1"},
-         "did you mean L1?"),
+        (
+            {"student_module_name": "backbone", "teacher_module_name": "backbone", "criterion": "IOU"},
+            "must name srcs or dsrcs on both sides",
+        ),
+        (
+            {"student_module_name": "srcs", "teacher_module_name": "dsrcs", "criterion": "IOU"},
+            "must name the same feature maps",
+        ),
+        (
+            {"student_module_name": "encoder", "teacher_module_name": "encoder", "criterion": "MSE"},
+            "'MSE' is not supported (did you mean L2?)",
+        ),
+        (
+            {"student_module_name": "encoder", "teacher_module_name": "encoder", "criterion": "l1"},
+            "did you mean L1?",
+        ),
     ],
-)  # fmt: skip
+)
 def test_spec_check_rejects_bad_bindings(synthetic_data, tmp_path, binding, expected):
     from model.spec import resolve_spec
 
@@ -187,7 +199,7 @@ def test_unknown_module_name_fails_before_training(synthetic_data, teacher_ckpt,
 def test_features_of_different_shapes_are_a_clear_error(synthetic_data, tmp_path, one_thread):
     from model.distill import parse_bindings
     from model.distill.distiller import Distiller, freeze, probe_batch
-    from model.rtdetr import build_model
+    from model.network.rtdetr import build_model
 
     spec = distill_spec(synthetic_data, tmp_path, tmp_path / "unused.pth")
     wide = tiny_spec(synthetic_data, tmp_path, model={"hidden_dim": 64, "feat_channels": [64, 64, 64]})

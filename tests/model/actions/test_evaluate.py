@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from model.actions.evaluate import ScoreThreshold, evaluate_model, run
-from model.actions.trained_model import load_trained_model
+from model.actions.evaluate import run
+from model.checkpoints.trained_model import load_trained_model
 from model.engine.coco_metrics import STAT_NAMES
+from model.engine.evaluation import ScoreThreshold, evaluate_model
 from model.engine.status import read_status
 from model.errors import CheckpointError, ConfigError
 from model.spec import resolve_spec
@@ -146,8 +147,13 @@ def test_perfect_predictions_score_one(tmp_path, synthetic_data, tiny_checkpoint
 def test_score_threshold_drops_low_scores():
     class Fixed(nn.Module):
         def forward(self, outputs, sizes):
-            return [{"scores": torch.tensor([0.9, 0.2, 0.5]), "labels": torch.tensor([1, 2, 3]),
-                     "boxes": torch.zeros(3, 4)}]  # fmt: skip
+            return [
+                {
+                    "scores": torch.tensor([0.9, 0.2, 0.5]),
+                    "labels": torch.tensor([1, 2, 3]),
+                    "boxes": torch.zeros(3, 4),
+                }
+            ]
 
     kept = ScoreThreshold(Fixed(), 0.5)({}, torch.ones(1, 2))[0]
     assert kept["labels"].tolist() == [1, 3]

@@ -32,7 +32,7 @@ def _shape(value_info: onnx.ValueInfoProto) -> list:
 
 def _pytorch_model(spec: dict, checkpoint: Path, height: int, width: int) -> torch.nn.Module:
     from model.checkpoints import load_weights
-    from model.rtdetr import build_model
+    from model.network.rtdetr import build_model
 
     model = build_model(spec_for_size(spec, height, width))
     load_weights(model, str(checkpoint))

@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from model.actions.drawing import class_colors, draw_detections
 from model.actions.inference import category_names
-from model.actions.prediction_files import Detection, kitti_line, parse_kitti_line, unique_output_names
 from model.engine.status import read_status
 from model.errors import ConfigError
+from model.predictions.drawing import class_colors, draw_detections
+from model.predictions.files import Detection, kitti_line, parse_kitti_line, unique_output_names
 from model.spec import resolve_spec
 from tests.conftest import tiny_spec, write_spec
 
@@ -24,9 +24,9 @@ from tests.conftest import tiny_spec, write_spec
 def _median_named_score(spec_path: Path) -> float:
     """The median score of the checkpoint's named (category 1..3) detections on the inference images,
     a threshold that keeps some detections and drops others."""
-    from model.actions.trained_model import load_trained_model
+    from model.checkpoints.trained_model import load_trained_model
     from model.data import build_infer_dataloader
-    from model.rtdetr import build_postprocessor
+    from model.network.rtdetr import build_postprocessor
 
     spec = resolve_spec("inference", spec_path)
     model, _ = load_trained_model(spec, "inference")
@@ -110,8 +110,12 @@ def test_classmap_lines_name_category_ids():
 
 def test_output_names_never_collide():
     assert unique_output_names(["a.jpg", "b/a.jpg", "a.jpg", "a.png", "a.jpg"]) == [
-        "a.jpg", "b/a.jpg", "a_2.jpg", "a_3.png", "a_4.jpg",
-    ]  # fmt: skip
+        "a.jpg",
+        "b/a.jpg",
+        "a_2.jpg",
+        "a_3.png",
+        "a_4.jpg",
+    ]
 
 
 def test_kitti_line_has_16_fields_with_a_spaced_class_name():

@@ -22,15 +22,36 @@ def test_overfit_then_evaluate_reaches_map50_08(tmp_path):
         "json_file": str(data / "train" / "annotations.json"),
     }
     spec["dataset"].update(
-        train_data_sources=[train_split], val_data_sources=train_split, test_data_sources=train_split,
-        batch_size=4, eval_class_ids=[1, 2, 3],
-        augmentation={"multi_scales": [96], "train_spatial_size": [96, 96], "eval_spatial_size": [96, 96],
-                      "distortion_prob": 0.0, "iou_crop_prob": 0.0},
-    )  # fmt: skip
-    spec["model"].update(hidden_dim=64, nheads=4, feat_channels=[64, 64, 64], dim_feedforward=128, dec_layers=3,
-                         num_queries=30, num_select=30, dn_number=20)  # fmt: skip
-    spec["train"].update(num_epochs=130, validation_interval=130, checkpoint_interval=130, clip_grad_norm=0.1,
-                         optim={"lr": 0.001, "lr_backbone": 0.001, "warmup_steps": 20, "lr_steps": [105]})  # fmt: skip
+        train_data_sources=[train_split],
+        val_data_sources=train_split,
+        test_data_sources=train_split,
+        batch_size=4,
+        eval_class_ids=[1, 2, 3],
+        augmentation={
+            "multi_scales": [96],
+            "train_spatial_size": [96, 96],
+            "eval_spatial_size": [96, 96],
+            "distortion_prob": 0.0,
+            "iou_crop_prob": 0.0,
+        },
+    )
+    spec["model"].update(
+        hidden_dim=64,
+        nheads=4,
+        feat_channels=[64, 64, 64],
+        dim_feedforward=128,
+        dec_layers=3,
+        num_queries=30,
+        num_select=30,
+        dn_number=20,
+    )
+    spec["train"].update(
+        num_epochs=130,
+        validation_interval=130,
+        checkpoint_interval=130,
+        clip_grad_norm=0.1,
+        optim={"lr": 0.001, "lr_backbone": 0.001, "warmup_steps": 20, "lr_steps": [105]},
+    )
     path = write_spec(tmp_path / "spec.yaml", spec)
     proc = rtdetr("train", "-e", str(path), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

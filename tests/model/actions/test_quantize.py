@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.actions.quantize import QUANTIZED_FILE, quantize_worker
-from model.actions.trained_model import load_trained_model
+from model.actions.quantize import quantize_worker
+from model.checkpoints.quantized_file import is_quantized_checkpoint
+from model.checkpoints.trained_model import load_trained_model
 from model.engine.status import read_status
 from model.errors import CheckpointError, ConfigError
-from model.quantize.quantized_file import is_quantized_checkpoint
+from model.quantize.results import QUANTIZED_FILE
 from model.spec import resolve_spec
 from tests.conftest import tiny_spec, write_spec
 
@@ -113,16 +114,23 @@ def test_fp8_runs_on_the_cpu(tmp_path, synthetic_data, tiny_checkpoint, one_thre
 
 
 def test_bad_inputs_are_refused_with_the_key(tmp_path, synthetic_data, tiny_checkpoint, one_thread):
-    out = _quantize(tmp_path / "ok", synthetic_data, tiny_checkpoint, "int8", layers=[
-        {"module_name": "decoder.dec_bbox_head.*", "weights": {"dtype": "int8"}}
-    ])  # fmt: skip
+    out = _quantize(
+        tmp_path / "ok",
+        synthetic_data,
+        tiny_checkpoint,
+        "int8",
+        layers=[{"module_name": "decoder.dec_bbox_head.*", "weights": {"dtype": "int8"}}],
+    )
     quantized = out / TORCHAO_FILE
     with pytest.raises(CheckpointError, match=r"quantize.model_path: .* is already quantized"):
         _quantize(tmp_path / "twice", synthetic_data, quantized)
     with pytest.raises(ConfigError, match=r"select no Linear or Conv2d module"):
-        _quantize(tmp_path / "none", synthetic_data, tiny_checkpoint, layers=[
-            {"module_name": "no_such_module", "weights": {"dtype": "int8"}}
-        ])  # fmt: skip
+        _quantize(
+            tmp_path / "none",
+            synthetic_data,
+            tiny_checkpoint,
+            layers=[{"module_name": "no_such_module", "weights": {"dtype": "int8"}}],
+        )
     assert read_status(tmp_path / "none" / "results" / "quantize" / "status.json")[-1]["status"] == "FAILURE"
     with pytest.raises(ConfigError, match=r"quantize.layers: empty, so nothing would be quantized"):
         _quantize(tmp_path / "empty", synthetic_data, tiny_checkpoint, layers=[])
@@ -151,8 +159,12 @@ def trained_tiny(tmp_path_factory) -> tuple[Path, Path]:
         "json_file": str(data / "train" / "annotations.json"),
     }
     spec["dataset"].update(train_data_sources=[split], val_data_sources=split, test_data_sources=split)
-    spec["train"].update(num_epochs=60, validation_interval=60, checkpoint_interval=60,
-                         optim={"lr": 0.001, "lr_backbone": 0.001, "warmup_steps": 10, "lr_steps": [48]})  # fmt: skip
+    spec["train"].update(
+        num_epochs=60,
+        validation_interval=60,
+        checkpoint_interval=60,
+        optim={"lr": 0.001, "lr_backbone": 0.001, "warmup_steps": 10, "lr_steps": [48]},
+    )
     proc = rtdetr("train", "-e", str(write_spec(folder / "train.yaml", spec)), timeout=900, env=ONE_THREAD)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return data, folder / "out" / "train" / "model_epoch_059.pth"
@@ -196,9 +208,15 @@ def test_modelopt_static_ptq_calibrates_saves_and_loads_back(
 ):
     pytest.importorskip("modelopt.torch.quantization", reason="nvidia-modelopt is not installed")
     out = _quantize(
-        tmp_path, synthetic_data, tiny_checkpoint, "int8",
-        backend="modelopt.pytorch", mode="static_ptq", algorithm="max", skip_names=["BatchNorm2d"],
-    )  # fmt: skip
+        tmp_path,
+        synthetic_data,
+        tiny_checkpoint,
+        "int8",
+        backend="modelopt.pytorch",
+        mode="static_ptq",
+        algorithm="max",
+        skip_names=["BatchNorm2d"],
+    )
     kpi = {k: float(v) for k, v in read_status(out / "status.json")[-1]["kpi"].items()}
     assert set(kpi) == KPI
     results = json.loads((out / "results.json").read_text())

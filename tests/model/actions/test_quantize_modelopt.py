@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from model.actions.evaluate import evaluate_worker
-from model.actions.quantize import FLOAT_ONNX_FILE, ONNX_FILE, QUANTIZED_FILE
-from model.actions.trained_model import load_trained_model
+from model.checkpoints.trained_model import load_trained_model
 from model.engine.status import read_status
 from model.errors import ConfigError, SpecError
+from model.quantize.results import FLOAT_ONNX_FILE, ONNX_FILE, QUANTIZED_FILE
 from model.spec import resolve_spec
 from tests.conftest import ROOT, tiny_spec
 from tests.model.actions.test_quantize import (
@@ -57,9 +57,15 @@ def test_awq_lite_scales_the_linear_layers_saves_and_loads_back(
     tmp_path, synthetic_data, tiny_checkpoint, one_thread
 ):
     out = _quantize(
-        tmp_path, synthetic_data, tiny_checkpoint, "int8",
-        backend="modelopt.pytorch", mode="static_ptq", algorithm="awq_lite", skip_names=["BatchNorm2d"],
-    )  # fmt: skip
+        tmp_path,
+        synthetic_data,
+        tiny_checkpoint,
+        "int8",
+        backend="modelopt.pytorch",
+        mode="static_ptq",
+        algorithm="awq_lite",
+        skip_names=["BatchNorm2d"],
+    )
     kpi = _kpi(out)
     assert set(kpi) == KPI
     results = json.loads((out / "results.json").read_text())
@@ -91,9 +97,15 @@ def test_awq_lite_scales_the_linear_layers_saves_and_loads_back(
 @pytest.mark.slow
 def test_awq_full_runs_on_the_cpu(tmp_path, synthetic_data, tiny_checkpoint, one_thread):
     out = _quantize(
-        tmp_path, synthetic_data, tiny_checkpoint, "fp8_e4m3fn",
-        backend="modelopt.pytorch", mode="static_ptq", algorithm="awq_full", skip_names=["BatchNorm2d"],
-    )  # fmt: skip
+        tmp_path,
+        synthetic_data,
+        tiny_checkpoint,
+        "fp8_e4m3fn",
+        backend="modelopt.pytorch",
+        mode="static_ptq",
+        algorithm="awq_full",
+        skip_names=["BatchNorm2d"],
+    )
     kpi = _kpi(out)
     assert set(kpi) == KPI
     assert json.loads((out / "results.json").read_text())["enabled_quantizers"]["awq_scaled"] >= 20
@@ -103,9 +115,14 @@ def test_onnx_int8_writes_a_qdq_file_that_evaluate_reproduces(
     tmp_path, synthetic_data, tiny_checkpoint, one_thread
 ):
     out = _quantize(
-        tmp_path, synthetic_data, tiny_checkpoint, "int8",
-        backend="modelopt.onnx", mode="static_ptq", algorithm="max",
-    )  # fmt: skip
+        tmp_path,
+        synthetic_data,
+        tiny_checkpoint,
+        "int8",
+        backend="modelopt.onnx",
+        mode="static_ptq",
+        algorithm="max",
+    )
     kpi = _kpi(out)
     assert set(kpi) == KPI
     quantized = out / ONNX_FILE
@@ -125,9 +142,14 @@ def test_onnx_int8_writes_a_qdq_file_that_evaluate_reproduces(
 
     # TAO's way: quantize.model_path names an ONNX file (here the float export), entropy calibration
     again = _quantize(
-        tmp_path / "from_onnx", synthetic_data, out / FLOAT_ONNX_FILE, "int8",
-        backend="modelopt.onnx", mode="static_ptq", algorithm="entropy",
-    )  # fmt: skip
+        tmp_path / "from_onnx",
+        synthetic_data,
+        out / FLOAT_ONNX_FILE,
+        "int8",
+        backend="modelopt.onnx",
+        mode="static_ptq",
+        algorithm="entropy",
+    )
     assert _kpi(again)["test_mAP50_before"] == pytest.approx(kpi["test_mAP50_before"], abs=1e-9)
     results = json.loads((again / "results.json").read_text())
     assert results["calibration_method"] == "entropy" and results["source_checkpoint"].endswith(".onnx")
@@ -138,11 +160,17 @@ def test_onnx_layer_patterns_and_skip_names_pick_the_nodes(
     tmp_path, synthetic_data, tiny_checkpoint, one_thread
 ):
     out = _quantize(
-        tmp_path, synthetic_data, tiny_checkpoint, "int8",
-        backend="modelopt.onnx", mode="static_ptq", algorithm="max",
-        layers=[{"module_name": "Conv2d", "weights": {"dtype": "int8"}}], skip_names=["backbone.conv1*"],
+        tmp_path,
+        synthetic_data,
+        tiny_checkpoint,
+        "int8",
+        backend="modelopt.onnx",
+        mode="static_ptq",
+        algorithm="max",
+        layers=[{"module_name": "Conv2d", "weights": {"dtype": "int8"}}],
+        skip_names=["backbone.conv1*"],
         backend_kwargs={"dq_only": True},
-    )  # fmt: skip
+    )
     kpi = _kpi(out)
     results = json.loads((out / "results.json").read_text())
     assert results["backend_kwargs"] == {"dq_only": True}
@@ -166,9 +194,14 @@ def test_onnx_int4_rtn_dq_writes_int4_weights_onnxruntime_runs(
     tmp_path, synthetic_data, tiny_checkpoint, one_thread
 ):
     out = _quantize(
-        tmp_path, synthetic_data, tiny_checkpoint, "int8",
-        backend="modelopt.onnx", mode="static_ptq", algorithm="rtn_dq",
-    )  # fmt: skip
+        tmp_path,
+        synthetic_data,
+        tiny_checkpoint,
+        "int8",
+        backend="modelopt.onnx",
+        mode="static_ptq",
+        algorithm="rtn_dq",
+    )
     kpi = _kpi(out)
     results = json.loads((out / "results.json").read_text())
     assert results["quantize_mode"] == "int4"
@@ -190,9 +223,14 @@ def test_bad_modelopt_settings_are_refused_with_the_key(
         {"module_name": "decoder", "weights": {"dtype": "fp8_e4m3fn"}},
     ]
     path = _quantize_spec(
-        tmp_path / "mixed", synthetic_data, tiny_checkpoint, backend="modelopt.onnx", mode="static_ptq",
-        algorithm="max", layers=layers,
-    )  # fmt: skip
+        tmp_path / "mixed",
+        synthetic_data,
+        tiny_checkpoint,
+        backend="modelopt.onnx",
+        mode="static_ptq",
+        algorithm="max",
+        layers=layers,
+    )
     with pytest.raises(SpecError) as info:
         resolve_spec("quantize", path)
     assert any(
@@ -201,15 +239,25 @@ def test_bad_modelopt_settings_are_refused_with_the_key(
     ), info.value.problems
     with pytest.raises(ConfigError, match=r"quantize.backend_kwargs.calibration_metod: .* did you mean"):
         _quantize(
-            tmp_path / "kwargs", synthetic_data, tiny_checkpoint, backend="modelopt.onnx", mode="static_ptq",
-            algorithm="max", backend_kwargs={"calibration_metod": "max"},
-        )  # fmt: skip
+            tmp_path / "kwargs",
+            synthetic_data,
+            tiny_checkpoint,
+            backend="modelopt.onnx",
+            mode="static_ptq",
+            algorithm="max",
+            backend_kwargs={"calibration_metod": "max"},
+        )
     assert not (tmp_path / "kwargs" / "results" / "quantize" / FLOAT_ONNX_FILE).exists()  # refused first
     with pytest.raises(ConfigError, match=r"select no node of the exported ONNX graph"):
         _quantize(
-            tmp_path / "none", synthetic_data, tiny_checkpoint, backend="modelopt.onnx", mode="static_ptq",
-            algorithm="max", layers=[{"module_name": "no_such_module", "weights": {"dtype": "int8"}}],
-        )  # fmt: skip
+            tmp_path / "none",
+            synthetic_data,
+            tiny_checkpoint,
+            backend="modelopt.onnx",
+            mode="static_ptq",
+            algorithm="max",
+            layers=[{"module_name": "no_such_module", "weights": {"dtype": "int8"}}],
+        )
     # without modelopt.onnx's extra packages the error names them (run in a fresh interpreter)
     probe = (
         "import sys; sys.modules['onnx_graphsurgeon'] = None\n"
@@ -222,9 +270,13 @@ def test_bad_modelopt_settings_are_refused_with_the_key(
     assert "quantize.backend=modelopt.onnx needs" in proc.stdout, proc.stdout + proc.stderr[-2000:]
     assert "pip install nvidia-modelopt onnx-graphsurgeon onnxslim polygraphy" in proc.stdout
     path = _quantize_spec(
-        tmp_path / "awq_clip", synthetic_data, tiny_checkpoint, backend="modelopt.pytorch", mode="static_ptq",
+        tmp_path / "awq_clip",
+        synthetic_data,
+        tiny_checkpoint,
+        backend="modelopt.pytorch",
+        mode="static_ptq",
         algorithm="awq_clip",
-    )  # fmt: skip
+    )
     with pytest.raises(
         SpecError, match=r"quantize.algorithm: 'awq_clip' is not supported by quantize.backend"
     ):

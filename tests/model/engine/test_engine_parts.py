@@ -1,4 +1,4 @@
-"""status.json lines, checkpoint files and links, optimiser groups, TAO's launch variables."""
+"""status.json lines, optimiser groups, TAO's launch variables, activation checkpointing."""
 
 from __future__ import annotations
 
@@ -8,18 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from model.engine.checkpoint_io import (
-    LATEST,
-    epoch_of,
-    find_latest,
-    prune_checkpoints,
-    read_checkpoint,
-    save_checkpoint,
-)
 from model.engine.distributed import plan_launch, torchrun_command
 from model.engine.optim import Warmup, build_optimizer, build_scheduler, follow_spec_after_resume
 from model.engine.status import RUNNING, STARTED, StatusLogger, read_status
-from model.errors import CheckpointError, ConfigError
+from model.errors import ConfigError
 
 
 def test_status_lines_follow_tao_format(tmp_path):
@@ -41,32 +33,6 @@ def test_status_disabled_on_other_ranks_and_partial_lines_ignored(tmp_path):
     path = tmp_path / "status.json"
     path.write_text('{"status": "STARTED"}\n{"status": "RUN')
     assert read_status(path) == [{"status": "STARTED"}]
-
-
-def test_checkpoints_are_named_like_tao_and_latest_links(tmp_path):
-    for epoch in range(3):
-        save_checkpoint(tmp_path, epoch, {"model": {"w": torch.ones(1) * epoch}})
-    assert sorted(p.name for p in tmp_path.glob("model_epoch_*.pth")) == [
-        "model_epoch_000.pth", "model_epoch_001.pth", "model_epoch_002.pth"
-    ]  # fmt: skip
-    assert (tmp_path / LATEST).is_symlink()
-    assert find_latest(tmp_path).name == "model_epoch_002.pth"
-    data = read_checkpoint(tmp_path / LATEST)
-    assert data["epoch"] == 2 and data["tao_model"] == "rtdetr"
-    assert epoch_of(tmp_path / "model_epoch_002.pth") == 2
-    removed = prune_checkpoints(tmp_path, keep={0})
-    assert sorted(p.name for p in removed) == ["model_epoch_001.pth"]
-
-
-def test_not_a_checkpoint_is_a_clear_error(tmp_path):
-    bad = tmp_path / "model.pth"
-    bad.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="is not a readable PyTorch checkpoint"):
-        read_checkpoint(bad, "train.resume_training_checkpoint_path")
-    other = tmp_path / "weights.pth"
-    torch.save({"state_dict": {}}, other)
-    with pytest.raises(CheckpointError, match="no 'model' entry"):
-        read_checkpoint(other)
 
 
 class _Tiny(nn.Module):
@@ -174,10 +140,19 @@ def test_activation_checkpointing_keeps_outputs_and_gradients():
     from model.engine import activation_checkpoint
 
     spec = {
-        "model": {"backbone": "resnet_18", "hidden_dim": 32, "nheads": 4, "feat_channels": [32, 32, 32],
-                  "dim_feedforward": 64, "dec_layers": 1, "num_queries": 10, "num_select": 10, "dn_number": 0},
+        "model": {
+            "backbone": "resnet_18",
+            "hidden_dim": 32,
+            "nheads": 4,
+            "feat_channels": [32, 32, 32],
+            "dim_feedforward": 64,
+            "dec_layers": 1,
+            "num_queries": 10,
+            "num_select": 10,
+            "dn_number": 0,
+        },
         "dataset": {"num_classes": 3, "augmentation": {"eval_spatial_size": [64, 64]}},
-    }  # fmt: skip
+    }
     torch.manual_seed(0)
     plain = build_model(spec)
     wrapped = build_model(spec)

@@ -54,10 +54,14 @@ def test_modelopt_combinations_name_the_algorithms_and_what_to_use_here():
         "quantize.algorithm: 'minmax' is not supported by quantize.backend 'modelopt.onnx'"
     )
     (problem,) = _problems(
-        backend="modelopt.onnx", mode="static_ptq", algorithm="max",
-        layers=[{"module_name": "backbone", "weights": {"dtype": "int8"}},
-                {"module_name": "decoder", "weights": {"dtype": "fp8_e4m3fn"}}],
-    )  # fmt: skip
+        backend="modelopt.onnx",
+        mode="static_ptq",
+        algorithm="max",
+        layers=[
+            {"module_name": "backbone", "weights": {"dtype": "int8"}},
+            {"module_name": "decoder", "weights": {"dtype": "fp8_e4m3fn"}},
+        ],
+    )
     assert problem.startswith("quantize.layers[1].weights.dtype: modelopt.onnx quantizes the whole graph")
     (problem,) = _problems(backend="modelopt.onnx", mode="weight_only_ptq", algorithm="max")
     assert problem.startswith(
