@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 .PHONY: demo test install install-run install-dev lint schemas clean
 
 # install-run: the project and its runtime dependencies (editable), what `make demo` needs.
-# install-dev: that plus the [dev] extra (pytest, ruff, moto, Playwright, ModelOpt) for test and lint.
+# install-dev: that plus the [dev] extra (pytest, ruff, mypy, moto, Playwright, ModelOpt) for test and lint.
 install: install-dev
 install-run: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-dev
@@ -46,9 +46,11 @@ demo: install-run
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# mypy reads its targets ([tool.mypy] packages: automl) from pyproject.toml.
 lint: install-dev
 	$(VENV)/bin/ruff check automl model tests bench
 	$(VENV)/bin/ruff format --check automl model tests bench
+	$(VENV)/bin/mypy
 
 schemas: install-run
 	$(VENV)/bin/rtdetr schemas

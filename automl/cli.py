@@ -26,6 +26,8 @@ import yaml
 
 from automl.errors import AutomlError
 
+__all__ = ["build_parser", "main"]
+
 
 def _validate(args: argparse.Namespace) -> int:
     from automl.project_files import demo_spec_file
@@ -54,8 +56,10 @@ def _status(args: argparse.Namespace) -> int:
     best = data.get("best") or {}
     console = Console(width=None if sys.stdout.isatty() else 160)
     policy = data.get("policy") or {}
-    console.print(f"sweep {data.get('name')}: {data.get('status')} | policy {policy.get('decision')} "
-                  f"({policy.get('reason')}) | backend {data.get('backend')}")  # fmt: skip
+    console.print(
+        f"sweep {data.get('name')}: {data.get('status')} | policy {policy.get('decision')} "
+        f"({policy.get('reason')}) | backend {data.get('backend')}"
+    )
     console.print(
         trials_table(data.get("trials", []), best.get("trial"), (best or {}).get("metric", "val_mAP50"))
     )
@@ -196,10 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--request", help='a sentence such as "plain training please" (turns AutoML off)')
     run.add_argument("--backend", help="optuna (default) or ray (Ray Tune)")
     run.add_argument(
-        "--action", default="train", choices=("train", "distill", "quantize"),
+        "--action",
+        default="train",
+        choices=("train", "distill", "quantize"),
         help="what each trial runs: train (default), distill (ranked by val_mAP50) or quantize (ranked by "
         "the quantized model's test_mAP50; the backend/mode/algorithm/dtype rows allowed together)",
-    )  # fmt: skip
+    )
     run.add_argument(
         "--ray-address", help="with --backend ray: join this Ray cluster (default: start a local Ray)"
     )
@@ -244,8 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     space = sub.add_parser("space", help="print the search space, and what is excluded and why")
     _spec_args(space)
     _space_args(space)
-    space.add_argument("--action", default="train", choices=("train", "distill", "quantize"),
-                       help="the action whose search space to show (default train)")  # fmt: skip
+    space.add_argument(
+        "--action",
+        default="train",
+        choices=("train", "distill", "quantize"),
+        help="the action whose search space to show (default train)",
+    )
     space.set_defaults(func=_space)
 
     worker = sub.add_parser(

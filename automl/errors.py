@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["AutomlError", "SettingError", "SpecRejected"]
+
 
 class AutomlError(Exception):
     """Base class of every error raised on purpose by ``automl``."""

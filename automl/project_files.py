@@ -17,6 +17,8 @@ from pathlib import Path
 
 from automl.errors import AutomlError
 
+__all__ = ["demo_spec_file", "schema_file", "skill_info_file", "spec_template_file"]
+
 PACKAGE = "rtdetr_automl_files"
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
@@ -38,33 +40,21 @@ def _folder(name: str) -> Path:
     return path
 
 
-def schemas_dir() -> Path:
-    return _folder("schemas")
-
-
-def references_dir() -> Path:
-    return _folder("references")
-
-
-def configs_dir() -> Path:
-    return _folder("configs")
-
-
 def schema_file(action: str = "train") -> Path:
     """``schemas/<action>.schema.json``: the schema the search space of ``action`` comes from."""
-    return schemas_dir() / f"{action}.schema.json"
+    return _folder("schemas") / f"{action}.schema.json"
 
 
 def skill_info_file() -> Path:
     """``references/skill_info.yaml``: says whether AutoML is enabled for the model."""
-    return references_dir() / "skill_info.yaml"
+    return _folder("references") / "skill_info.yaml"
 
 
 def spec_template_file(action: str = "train") -> Path:
     """``references/spec_template_<action>.yaml``: the schema's defaults as a spec."""
-    return references_dir() / f"spec_template_{action}.yaml"
+    return _folder("references") / f"spec_template_{action}.yaml"
 
 
 def demo_spec_file() -> Path:
     """``configs/demo.yaml``: the embedded default spec."""
-    return configs_dir() / "demo.yaml"
+    return _folder("configs") / "demo.yaml"

@@ -18,7 +18,7 @@ from typing import Any
 
 from automl.errors import AutomlError, SpecRejected
 
-RUN_ARGUMENTS = ("automl_policy",)
+__all__ = ["get_dotted", "resolve_spec", "rtdetr_command", "set_dotted"]
 
 
 def rtdetr_command() -> list[str]:

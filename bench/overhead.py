@@ -35,13 +35,21 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
     if not (data / "label_map.txt").is_file():
-        subprocess.run([sys.executable, "-m", "model.cli", "dataset", "synth", "--out", str(data), "--train", "16",
-                        "--val", "8", "--test", "8", "--size", "64"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                *[sys.executable, "-m", "model.cli", "dataset", "synth", "--out", str(data)],
+                *["--train", "16", "--val", "8", "--test", "8", "--size", "64"],
+            ],
+            check=True,
+            capture_output=True,
+        )
     spec = write_spec(work / "spec.yaml", tiny_spec(data, work / "unused", train={"num_epochs": 1}))
     name = time.strftime("overhead-%H%M%S")
-    cmd = [sys.executable, "-m", "automl.cli", "run", "-e", str(spec), "--trials", str(args.trials),
-           "--max-epochs", "1", "--results-dir", str(work), "--name", name, "--algorithm", "random", "--seed", "0",
-           "--setting", "automl_hyperparameters=[train.optim.lr]"]  # fmt: skip
+    cmd = [
+        *[sys.executable, "-m", "automl.cli", "run", "-e", str(spec), "--trials", str(args.trials)],
+        *["--max-epochs", "1", "--results-dir", str(work), "--name", name, "--algorithm", "random"],
+        *["--seed", "0", "--setting", "automl_hyperparameters=[train.optim.lr]"],
+    ]
     if args.no_track:
         cmd.append("--no-track")
     start = time.time()
@@ -58,11 +66,22 @@ def main() -> int:
         seconds = float(t["seconds"])
         trial_total += seconds
         rest = seconds - sum(setup.values()) - train
-        rows.append((t["number"], seconds, setup.get("start_and_imports", 0.0), setup.get("data", 0.0),
-                     setup.get("model", 0.0), train, rest))  # fmt: skip
+        rows.append(
+            (
+                t["number"],
+                seconds,
+                setup.get("start_and_imports", 0.0),
+                setup.get("data", 0.0),
+                setup.get("model", 0.0),
+                train,
+                rest,
+            )
+        )
     n = len(trials)
-    print(f"{n} trials, `automl run` wall {wall:.1f} s, sum of trial processes {trial_total:.1f} s, "
-          f"sweep start-up before the first trial {first_start - summary['started']:.1f} s\n")  # fmt: skip
+    print(
+        f"{n} trials, `automl run` wall {wall:.1f} s, sum of trial processes {trial_total:.1f} s, "
+        f"sweep start-up before the first trial {first_start - summary['started']:.1f} s\n"
+    )
     print("| trial | process s | start+imports s | data s | model s | train+val s | rest s |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:

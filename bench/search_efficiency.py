@@ -41,10 +41,18 @@ SPEC_OVERRIDES = [
     f"dataset.augmentation.eval_spatial_size=[{SIZE},{SIZE}]",
 ]
 SEARCHED = [
-    "dataset.augmentation.distortion_prob", "dataset.augmentation.iou_crop_prob", "dataset.batch_size",
-    "model.dec_layers", "model.enc_layers", "model.num_queries", "model.num_select",
-    "train.optim.lr", "train.optim.lr_backbone", "train.optim.lr_decay", "train.optim.weight_decay",
-]  # fmt: skip
+    "dataset.augmentation.distortion_prob",
+    "dataset.augmentation.iou_crop_prob",
+    "dataset.batch_size",
+    "model.dec_layers",
+    "model.enc_layers",
+    "model.num_queries",
+    "model.num_select",
+    "train.optim.lr",
+    "train.optim.lr_backbone",
+    "train.optim.lr_decay",
+    "train.optim.weight_decay",
+]
 # TAO's sampling of these keys for the demo preset (reference/tao.md 3.2): floats with both bounds
 # linear in [min, max] (a 0 minimum is clamped to 1e-7); an int with an infinite maximum gets
 # [min, default]; an int with no maximum gets [max(1, d // 2), 2 d].
@@ -71,8 +79,14 @@ METHODS = {
 def make_data(workdir: Path) -> None:
     data = workdir / "data" / "synthetic"
     if not (data / "label_map.txt").is_file():
-        subprocess.run([str(BIN / "rtdetr"), "dataset", "synth", "--out", str(data), "--size", str(SIZE),
-                        "--train", "200", "--val", "50", "--test", "50"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [
+                *[str(BIN / "rtdetr"), "dataset", "synth", "--out", str(data)],
+                *["--size", str(SIZE), "--train", "200", "--val", "50", "--test", "50"],
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def epoch_values(trial: dict, sweep: Path) -> list[float]:
@@ -111,13 +125,15 @@ def run_method(method: str, seed: int, workdir: Path, budget: int, epochs: int) 
     if sweep.exists():
         subprocess.run(["rm", "-rf", str(sweep)], check=True)
     cmd = [
-        str(BIN / "automl"), "run", "-e", str(ROOT / "configs" / "demo.yaml"), *SPEC_OVERRIDES,
-        "--policy", "auto", "--trials", "200", "--max-epochs", str(epochs), "--seed", str(seed),
-        "--results-dir", str(workdir / "runs"), "--name", sweep.name, "--no-track",
-        f"--setting=automl_hyperparameters=[{','.join(SEARCHED)}]", *METHODS[method],
-    ]  # fmt: skip
-    if "--no-pipeline" in subprocess.run([str(BIN / "automl"), "run", "--help"], capture_output=True,
-                                         text=True, check=False).stdout:  # fmt: skip
+        *[str(BIN / "automl"), "run", "-e", str(ROOT / "configs" / "demo.yaml"), *SPEC_OVERRIDES],
+        *["--policy", "auto", "--trials", "200", "--max-epochs", str(epochs), "--seed", str(seed)],
+        *["--results-dir", str(workdir / "runs"), "--name", sweep.name],
+        *["--no-track", f"--setting=automl_hyperparameters=[{','.join(SEARCHED)}]", *METHODS[method]],
+    ]
+    usage = subprocess.run(
+        [str(BIN / "automl"), "run", "--help"], capture_output=True, text=True, check=False
+    )
+    if "--no-pipeline" in usage.stdout:
         cmd.append("--no-pipeline")
     started = time.monotonic()
     log = open(workdir / f"{sweep.name}.log", "w")
@@ -141,9 +157,15 @@ def run_method(method: str, seed: int, workdir: Path, budget: int, epochs: int) 
     states: dict[str, int] = {}
     for trial in summary["trials"]:
         states[trial["state"]] = states.get(trial["state"], 0) + 1
-    result = {"method": method, "seed": seed, "curve": points, "epochs": len(points),
-              "best": points[-1] if points else 0.0, "trials": states,
-              "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+    result = {
+        "method": method,
+        "seed": seed,
+        "curve": points,
+        "epochs": len(points),
+        "best": points[-1] if points else 0.0,
+        "trials": states,
+        "seconds": round(time.monotonic() - started, 1),
+    }
     (sweep / "done.json").write_text(json.dumps(result))
     return result
 
@@ -156,8 +178,10 @@ def epochs_to_reach(points: list[float], target: float) -> int | None:
 
 
 def report(results: list[dict], budget: int) -> str:
-    lines = ["| seed | method | best val_mAP50 at budget | epochs to reach TAO-style's final best | trials | seconds |",
-             "|---:|---|---:|---:|---|---:|"]  # fmt: skip
+    lines = [
+        "| seed | method | best val_mAP50 at budget | epochs to reach TAO-style's final best | trials | seconds |",
+        "|---:|---|---:|---:|---|---:|",
+    ]
     by_seed: dict[int, dict[str, dict]] = {}
     for r in results:
         by_seed.setdefault(r["seed"], {})[r["method"]] = r
@@ -169,8 +193,10 @@ def report(results: list[dict], budget: int) -> str:
             r = methods[name]
             reach = epochs_to_reach(r["curve"], target) if target is not None else None
             trials = ", ".join(f"{k} {v}" for k, v in sorted(r["trials"].items()))
-            lines.append(f"| {seed} | {name} | {r['best']:.3f} | {reach if reach else '-'} of {budget} | {trials} "
-                         f"| {r['seconds']:.0f} |")  # fmt: skip
+            lines.append(
+                f"| {seed} | {name} | {r['best']:.3f} | {reach if reach else '-'} of {budget} | {trials} "
+                f"| {r['seconds']:.0f} |"
+            )
     return "\n".join(lines)
 
 
@@ -189,8 +215,11 @@ def main() -> int:
         for method in args.methods:
             result = run_method(method, seed, args.workdir, args.budget, args.epochs)
             results.append(result)
-            print(f"seed {seed} {method}: best {result['best']:.3f} after {result['epochs']} epochs "
-                  f"({result['seconds']:.0f} s)", flush=True)  # fmt: skip
+            print(
+                f"seed {seed} {method}: best {result['best']:.3f} after {result['epochs']} epochs "
+                f"({result['seconds']:.0f} s)",
+                flush=True,
+            )
             (args.workdir / "search_efficiency.json").write_text(json.dumps(results, indent=1))
     print(report(results, args.budget))
     return 0

@@ -135,11 +135,16 @@ def test_every_package_states_its_public_names(package: str) -> None:
 def test_pyproject_lists_every_package() -> None:
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"]
+    )
     found = {
         ".".join(path.parent.relative_to(ROOT).parts)
         for folder in ("automl", "model")
         for path in (ROOT / folder).rglob("__init__.py")
     }
     data = {f"rtdetr_automl_files.{name}" for name in ("schemas", "references", "configs")}
-    assert listed == found | data, {"missing": sorted(found | data - listed), "extra": sorted(listed - found - data)}
+    assert listed == found | data, {
+        "missing": sorted(found | data - listed),
+        "extra": sorted(listed - found - data),
+    }

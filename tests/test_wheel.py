@@ -56,10 +56,12 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = work / "source"
     shutil.copytree(ROOT, source, ignore=_not_source, symlinks=True)
     built = _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "--wheel-dir", str(work / "dist"), str(source)],
+        [
+            *[sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"],
+            *["--no-index", "--wheel-dir", str(work / "dist"), str(source)],
+        ],
         cwd=work,
-    )  # fmt: skip
+    )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (wheel,) = (work / "dist").glob("rtdetr_automl-*.whl")
 
@@ -115,8 +117,12 @@ def test_the_installed_copy_runs_with_its_files(venv, user_folder):
 
 
 def test_rtdetr_validate_on_the_embedded_default(venv, user_folder):
-    synth = _user(venv, "rtdetr", "dataset", "synth", "--out", "data/synthetic", "--train", "8", "--val", "4",
-                  "--test", "4", "--size", "64", cwd=user_folder)  # fmt: skip
+    synth = _user(
+        venv,
+        *["rtdetr", "dataset", "synth", "--out", "data/synthetic"],
+        *["--train", "8", "--val", "4", "--test", "4", "--size", "64"],
+        cwd=user_folder,
+    )
     assert synth.returncode == 0, synth.stderr[-3000:]
     where = _user(
         venv, "python", "-c", "from model.paths import configs_dir; print(configs_dir())", cwd=user_folder
@@ -142,8 +148,12 @@ def test_automl_run_policy_off_one_epoch(venv, user_folder, synthetic_data):
     spec = write_spec(
         user_folder / "spec.yaml", tiny_spec(synthetic_data, user_folder / "unused", train={"num_epochs": 1})
     )
-    proc = _user(venv, "automl", "run", "-e", spec.name, "--policy", "off", "--results-dir", "results",
-                 "--name", "plain", cwd=user_folder, timeout=900)  # fmt: skip
+    proc = _user(
+        venv,
+        *["automl", "run", "-e", spec.name, "--policy", "off", "--results-dir", "results", "--name", "plain"],
+        cwd=user_folder,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "AutoML: plain training" in proc.stdout
     folder = user_folder / "results" / "plain"

@@ -24,7 +24,9 @@ BACKENDS: dict[str, str] = {
 
 def make_backend(name: str, plan: SweepPlan, **options: Any) -> Backend:
     if name not in BACKENDS:
-        raise SettingError(f"backend: {name!r} is not available; use {' or '.join(n for n in BACKENDS if n != 'none')}")
+        raise SettingError(
+            f"backend: {name!r} is not available; use {' or '.join(n for n in BACKENDS if n != 'none')}"
+        )
     module, _, attr = BACKENDS[name].partition(":")
     cls = getattr(importlib.import_module(module), attr)
     return cls(plan, **options)

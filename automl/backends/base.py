@@ -45,7 +45,8 @@ class SweepPlan:
     concurrency: int
     devices: list[int] | None = None
     trial_env: dict[str, str] = field(default_factory=dict)
-    action: str = "train"  # what each trial runs: train | distill | quantize (automl.settings.action_profiles)
+    # what each trial runs: train | distill | quantize (automl.settings.action_profiles)
+    action: str = "train"
     storage: str | None = None  # a shared study storage URL (automl worker processes may join)
     study: str | None = None  # the study's name in that storage
     ray_address: str | None = None

@@ -30,10 +30,12 @@ class SingleTrialBackend(AskTellBackend):
             if record.state == TrialState.RUNNING:
                 hooks.trial_updated(
                     record.updated(
-                        state=TrialState.FAIL, requeued=True, failure_class="killed",
+                        state=TrialState.FAIL,
+                        requeued=True,
+                        failure_class="killed",
                         error="interrupted when the orchestrator stopped; run again from its last checkpoint",
                     )
-                )  # fmt: skip
+                )
                 self.pending = record.folder
 
     def may_launch(self, launched: int, finished: Sequence[TrialRecord]) -> bool:

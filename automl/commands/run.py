@@ -178,7 +178,7 @@ def execute(
             tracker.finish_sweep(summary.data)
             raise
     tracker.finish_sweep(data)
-    if getattr(tracker, "degraded", False):
+    if tracker.degraded:
         print(
             f"warning: some tracking was not logged; run `automl sync {folder}` when the store is back",
             flush=True,
@@ -209,10 +209,10 @@ def resume(sweep_dir: str) -> int:
     base = config["base_spec"]
     space = None
     if data["policy"]["decision"] == "auto":
-        space = make_space(
-            Path(config["schema"]), base, settings, config.get("param_ranges") or {}, config.get("action", "train")
-        )
+        ranges = config.get("param_ranges") or {}
+        space = make_space(Path(config["schema"]), base, settings, ranges, config.get("action", "train"))
     summary = SweepSummary(folder, data)
     summary.set(status="RUNNING", resumed=time.time())
     print(f"resuming sweep {folder}", flush=True)
-    return execute(summary, base, space, settings, config, int(data["max_epochs"]), visible_gpus(), resume=True)
+    max_epochs = int(data["max_epochs"])
+    return execute(summary, base, space, settings, config, max_epochs, visible_gpus(), resume=True)

@@ -26,8 +26,12 @@ def demo_spec() -> Path:
     """The embedded default; its synthetic dataset is generated in ./data/synthetic when missing."""
     if not (DEMO_DATA / "label_map.txt").is_file():
         print(f"No spec given: generating the synthetic dataset in {DEMO_DATA.resolve()}", flush=True)
-        proc = subprocess.run([*rtdetr_command(), "dataset", "synth", "--out", str(DEMO_DATA)],
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        proc = subprocess.run(
+            [*rtdetr_command(), "dataset", "synth", "--out", str(DEMO_DATA)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             raise AutomlError(f"could not generate the synthetic dataset: {proc.stderr.strip()[-1000:]}")
     return demo_spec_file()
@@ -74,9 +78,12 @@ def make_space(
             schema, spec, hyperparameters=hyper, user_ranges={**settings.custom_param_ranges, **ranges}
         )
     space = build_space(
-        schema, spec, hyperparameters=list(settings.hyperparameters) if settings.hyperparameters else None,
-        override_disabled=settings.override_disabled_params, user_ranges={**settings.custom_param_ranges, **ranges},
-    )  # fmt: skip
+        schema,
+        spec,
+        hyperparameters=list(settings.hyperparameters) if settings.hyperparameters else None,
+        override_disabled=settings.override_disabled_params,
+        user_ranges={**settings.custom_param_ranges, **ranges},
+    )
     if not space.params:
         raise SettingError(
             "the search space is empty: every requested parameter is excluded or disabled; see `automl space` "
@@ -95,4 +102,5 @@ def concurrency(settings: AutomlSettings, spec: dict[str, Any], gpus: list[int])
 def sweep_epochs(settings: AutomlSettings, spec: dict[str, Any]) -> int:
     """The epochs a trial trains: ``automl_max_epochs`` (default: the spec's ``train.num_epochs``)
     times ``epoch_multiplier``."""
-    return int(settings.max_epochs or get_dotted(spec, "train.num_epochs", 1)) * int(settings.epoch_multiplier)
+    epochs = settings.max_epochs or get_dotted(spec, "train.num_epochs", 1)
+    return int(epochs) * int(settings.epoch_multiplier)

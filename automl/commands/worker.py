@@ -18,6 +18,7 @@ from typing import Any
 
 from automl.errors import AutomlError, SettingError
 from automl.results.summary import SUMMARY, write_json_atomic
+from automl.tracking.protocol import SweepTracker
 
 __all__ = ["run_worker"]
 
@@ -31,7 +32,7 @@ def _worker_folder(results_dir: str | None, definition: dict[str, Any], study: s
     return Path("results") / study
 
 
-def _tracker(definition: dict[str, Any], folder: Path) -> Any:
+def _tracker(definition: dict[str, Any], folder: Path) -> SweepTracker:
     from automl.tracking.tracker import DEFAULT_EXPERIMENT, NullTracker, Tracker
 
     uri = str(definition.get("tracking_uri") or "")
@@ -90,13 +91,17 @@ def run_worker(
     space = make_space(schema, base, settings, definition.get("param_ranges") or {}, action)
     folder = _worker_folder(results_dir, definition, study_name).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    data = {
+    summary_data: dict[str, Any] = {
         "name": study_name,
         "status": "RUNNING",
         "backend": "optuna",
         "worker": me,
         "policy": {"decision": "auto", "reason": f"worker of sweep {study_name}", "message": None},
-        "algorithm": {"sampler": settings.algorithm, "fidelity": settings.fidelity, "name": settings.algorithm_name},
+        "algorithm": {
+            "sampler": settings.algorithm,
+            "fidelity": settings.fidelity,
+            "name": settings.algorithm_name,
+        },
         "settings": dataclasses.asdict(settings),
         "config": {**definition, "storage": storage_url, "study": study_name},
         "space": space.as_dict(),
@@ -106,8 +111,8 @@ def run_worker(
         "pipeline": {},
     }
     if not (folder / SUMMARY).exists():  # lets `automl status <folder>` find the storage on this machine
-        write_json_atomic(folder / SUMMARY, data)
-    summary = SweepSummary(folder, data)
+        write_json_atomic(folder / SUMMARY, summary_data)
+    summary = SweepSummary(folder, summary_data)
     summary.path = folder / f"worker-{me}.json"
     summary.save()
     gpus = visible_gpus()
@@ -137,5 +142,8 @@ def run_worker(
     )
     best = data.get("best")
     if best:
-        print(f"best so far: trial {best['trial']} {best['metric']}={best['value']:.4f} {best['checkpoint']}", flush=True)
+        print(
+            f"best so far: trial {best['trial']} {best['metric']}={best['value']:.4f} {best['checkpoint']}",
+            flush=True,
+        )
     return 0

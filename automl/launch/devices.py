@@ -17,8 +17,11 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import overload
 
 from automl.errors import AutomlError, SettingError
+
+__all__ = ["GpuPool", "PoolError", "cpu_count", "visible_gpus"]
 
 
 class PoolError(AutomlError):
@@ -97,6 +100,12 @@ class GpuPool:
             return self.concurrency
         return len(self.devices) // max(1, num_gpus)
 
+    @overload
+    def acquire(self, n: int, timeout: None = None) -> list[int]: ...
+
+    @overload
+    def acquire(self, n: int, timeout: float) -> list[int] | None: ...
+
     def acquire(self, n: int, timeout: float | None = None) -> list[int] | None:
         """``n`` free GPUs (lowest indices first), or ``[]`` for a CPU slot; waits up to ``timeout``
         seconds (None: as long as it takes) and returns None when nothing was free in time."""
@@ -143,9 +152,7 @@ class GpuPool:
     @contextmanager
     def lease(self, n: int) -> Iterator[list[int]]:
         """``with pool.lease(num_gpus) as devices:`` acquire, then release whatever happens."""
-        devices = self.acquire(n)
-        if devices is None:  # only with a timeout, which lease does not use
-            raise PoolError("GPU pool: no device was free")
+        devices = self.acquire(n)  # no timeout: waits until they are free
         try:
             yield devices
         finally:

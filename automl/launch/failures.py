@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["FAILURE_CLASSES", "classify", "oom_kill_count"]
+
 FAILURE_CLASSES = ("oom", "diverged", "data_error", "spec_error", "killed", "timeout", "exit_code")
 
 # What out-of-memory looks like on a GPU (PyTorch, NCCL, cuDNN/cuBLAS) and on the host.

@@ -306,7 +306,17 @@ def _outcome(
     log_start: int,
     oom_before: int | None,
 ) -> TrialOutcome:
-    common = {"history": list(tracker.history), "last_epoch": tracker.last_epoch, "log_path": str(log_path)}
+    def outcome(state: str, failure_class: str | None, reason: str | None) -> TrialOutcome:
+        return TrialOutcome(
+            state=state,
+            returncode=returncode,
+            failure_class=failure_class,
+            reason=reason,
+            history=list(tracker.history),
+            last_epoch=tracker.last_epoch,
+            log_path=str(log_path),
+        )
+
     last = tracker.last_line
     succeeded = returncode == 0 and last is not None and last.get("status") == "SUCCESS"
     if stop_reason == LINGERED:
@@ -314,24 +324,24 @@ def _outcome(
             f"the process wrote its result but had not exited {_FINAL_EXIT_GRACE:g} s later; it was stopped "
             "and its result kept"
         )
-        return TrialOutcome(COMPLETE, returncode, None, reason, **common)
+        return outcome(COMPLETE, None, reason)
     if stop_reason == PRUNED:
         at = tracker.history[-1].epoch if tracker.history else tracker.last_epoch
-        return TrialOutcome(PRUNED, returncode, None, f"pruned by the search after epoch {at}", **common)
+        return outcome(PRUNED, None, f"pruned by the search after epoch {at}")
     if succeeded:
-        return TrialOutcome(COMPLETE, returncode, None, None, **common)
+        return outcome(COMPLETE, None, None)
     if stop_reason == "timeout":
         reason = (
             f"timed out after {timeout:g} s (last finished epoch: {tracker.last_epoch}); raise the trial "
             f"timeout or lower train.num_epochs"
         )
-        return TrialOutcome(FAIL, returncode, "timeout", reason, **common)
+        return outcome(FAIL, "timeout", reason)
     oom_after = oom_kill_count()
     oom_killed = None if oom_before is None or oom_after is None else oom_after > oom_before
     failure = classify(returncode, last, log_tail_lines(log_path, log_start), oom_killed=oom_killed)
     if failure is None:  # classify only succeeds on exit 0 + SUCCESS, handled above
-        return TrialOutcome(COMPLETE, returncode, None, None, **common)
-    return TrialOutcome(FAIL, returncode, failure.kind, failure.reason, **common)
+        return outcome(COMPLETE, None, None)
+    return outcome(FAIL, failure.kind, failure.reason)
 
 
 def _checkpoint(action_dir: Path, epoch: int, last_line: dict[str, Any] | None) -> str | None:

@@ -30,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+__all__ = ["TrialProcess"]
+
 TOKEN_VARIABLE = "RTDETR_AUTOML_TRIAL"
 _PROC = Path("/proc")
 

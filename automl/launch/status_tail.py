@@ -13,6 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "EpochReport",
+    "StatusTail",
+    "epoch_report",
+    "file_size",
+    "final_report",
+    "parse_seconds",
+    "trial_status_file",
+]
+
 
 @dataclass
 class EpochReport:

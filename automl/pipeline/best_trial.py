@@ -34,6 +34,9 @@ from automl.errors import AutomlError
 from automl.pipeline.step_process import FAILED, SKIPPED, SUCCESS, StepOutcome, run_action
 from automl.results.summary import SweepSummary
 from automl.spec import get_dotted, set_dotted
+from automl.tracking.protocol import SweepTracker
+
+__all__ = ["FAILED", "STEPS", "pipeline_after_sweep", "pipeline_spec", "run_pipeline", "step_line"]
 
 STEPS = ("evaluate", "export", "gen_trt_engine", "engine_evaluate")
 
@@ -89,13 +92,9 @@ def pipeline_spec(trial_spec: Mapping[str, Any], best_dir: Path) -> tuple[dict[s
             spec = set_dotted(spec, "dataset.test_data_sources", copy.deepcopy(val))
             data_source = "val"
     size = get_dotted(spec, "dataset.augmentation.eval_spatial_size")
-    export = spec.get("export") if isinstance(spec.get("export"), dict) else {}
-    if (
-        isinstance(size, list)
-        and len(size) == 2
-        and "input_height" not in export
-        and "input_width" not in export
-    ):
+    export = spec.get("export")
+    export_sized = isinstance(export, dict) and ("input_height" in export or "input_width" in export)
+    if isinstance(size, list) and len(size) == 2 and not export_sized:
         spec = set_dotted(spec, "export.input_height", int(size[0]))
         spec = set_dotted(spec, "export.input_width", int(size[1]))
     return spec, data_source
@@ -109,8 +108,13 @@ def _quote(value: Any) -> str:
 class Pipeline:
     """The steps for one sweep folder; ``run()`` executes them in order."""
 
-    def __init__(self, record: SweepSummary, tracker: Any, overrides: Sequence[str] = (),
-                 timeout: float | None = None):  # fmt: skip
+    def __init__(
+        self,
+        record: SweepSummary,
+        tracker: SweepTracker,
+        overrides: Sequence[str] = (),
+        timeout: float | None = None,
+    ):
         self.record = record
         self.tracker = tracker
         self.overrides = list(overrides)
@@ -150,8 +154,11 @@ class Pipeline:
         for key in ("seconds", "max_diff"):
             if isinstance(entry.get(key), (int, float)):
                 metrics[key] = entry[key]
-        files = [Path(entry[k]) for k in ("results_file", "onnx_file", "engine_file", "log_file")
-                 if entry.get(k) and Path(entry[k]).is_file()]  # fmt: skip
+        files = [
+            Path(entry[k])
+            for k in ("results_file", "onnx_file", "engine_file", "log_file")
+            if entry.get(k) and Path(entry[k]).is_file()
+        ]
         self.tracker.pipeline_step(step, metrics, files, entry["state"])
         print(step_line(step, entry), flush=True)
         return entry
@@ -159,13 +166,19 @@ class Pipeline:
     def _run(self, step: str, action: str, overrides: list[str]) -> tuple[StepOutcome, dict[str, Any]]:
         folder = self.best_dir / step
         outcome = run_action(
-            action, self.best_dir / "spec.yaml", [*self.overrides, *overrides], folder,
-            self.best_dir / "logs" / f"{step}.log", timeout=self.timeout,
-        )  # fmt: skip
+            action,
+            self.best_dir / "spec.yaml",
+            [*self.overrides, *overrides],
+            folder,
+            self.best_dir / "logs" / f"{step}.log",
+            timeout=self.timeout,
+        )
         entry: dict[str, Any] = {
-            "state": outcome.state, "seconds": outcome.seconds, "folder": str(folder),
+            "state": outcome.state,
+            "seconds": outcome.seconds,
+            "folder": str(folder),
             "log_file": str(self.best_dir / "logs" / f"{step}.log"),
-        }  # fmt: skip
+        }
         if outcome.state == FAILED:
             entry["error"] = outcome.message
         elif outcome.message:
@@ -194,10 +207,15 @@ class Pipeline:
 
     def _export(self) -> dict[str, Any]:
         onnx = self.best_dir / "export" / "model.onnx"
-        outcome, entry = self._run("export", "export", [
-            f"export.checkpoint={_quote(self.checkpoint)}", f"export.onnx_file={_quote(onnx)}",
-            f"export.results_dir={_quote(self.best_dir / 'export')}",
-        ])  # fmt: skip
+        outcome, entry = self._run(
+            "export",
+            "export",
+            [
+                f"export.checkpoint={_quote(self.checkpoint)}",
+                f"export.onnx_file={_quote(onnx)}",
+                f"export.results_dir={_quote(self.best_dir / 'export')}",
+            ],
+        )
         if outcome.state == SUCCESS:
             if not onnx.is_file():
                 entry.update(state=FAILED, error=f"export reported success but {onnx} does not exist")
@@ -209,10 +227,15 @@ class Pipeline:
 
     def _engine(self, onnx: Path) -> dict[str, Any]:
         engine = self.best_dir / "gen_trt_engine" / "model.engine"
-        outcome, entry = self._run("gen_trt_engine", "gen_trt_engine", [
-            f"gen_trt_engine.onnx_file={_quote(onnx)}", f"gen_trt_engine.trt_engine={_quote(engine)}",
-            f"gen_trt_engine.results_dir={_quote(self.best_dir / 'gen_trt_engine')}",
-        ])  # fmt: skip
+        outcome, entry = self._run(
+            "gen_trt_engine",
+            "gen_trt_engine",
+            [
+                f"gen_trt_engine.onnx_file={_quote(onnx)}",
+                f"gen_trt_engine.trt_engine={_quote(engine)}",
+                f"gen_trt_engine.results_dir={_quote(self.best_dir / 'gen_trt_engine')}",
+            ],
+        )
         if outcome.state == SUCCESS:
             if engine.is_file():
                 entry["engine_file"] = str(engine)
@@ -229,13 +252,22 @@ class Pipeline:
         spec_path.write_text(yaml.safe_dump(self.spec, sort_keys=False), encoding="utf-8")
         note = None
         if self.data_source == "val":
-            note = ("dataset.test_data_sources is not set: the best model is evaluated on "
-                    "dataset.val_data_sources (the data the search selected it on, so the score is optimistic)")  # fmt: skip
+            note = (
+                "dataset.test_data_sources is not set: the best model is evaluated on "
+                "dataset.val_data_sources (the data the search selected it on, so the score is optimistic)"
+            )
             print(f"pipeline: {note}", flush=True)
         self.steps = {}
-        self._save(status="RUNNING", trial=self.best.get("trial"), checkpoint=str(self.checkpoint),
-                   spec=str(spec_path), data_source=self.data_source, started=time.time(),
-                   **({"note": note} if note else {}), **({"overrides": self.overrides} if self.overrides else {}))  # fmt: skip
+        self._save(
+            status="RUNNING",
+            trial=self.best.get("trial"),
+            checkpoint=str(self.checkpoint),
+            spec=str(spec_path),
+            data_source=self.data_source,
+            started=time.time(),
+            **({"note": note} if note else {}),
+            **({"overrides": self.overrides} if self.overrides else {}),
+        )
         print(f"pipeline: best trial {self.best.get('trial')} -> {self.best_dir}", flush=True)
         try:
             self._record("evaluate", self._evaluate("evaluate", "checkpoint", self.checkpoint))
@@ -262,8 +294,9 @@ class Pipeline:
         return copy.deepcopy(self.steps)
 
 
-def run_pipeline(record: SweepSummary, tracker: Any, overrides: Sequence[str] = (),
-                 timeout: float | None = None) -> dict[str, Any]:  # fmt: skip
+def run_pipeline(
+    record: SweepSummary, tracker: SweepTracker, overrides: Sequence[str] = (), timeout: float | None = None
+) -> dict[str, Any]:
     """Run the best trial's pipeline of a finished sweep, then refresh the sweep's MLflow run (its
     summary.json, and the ONNX model joins the registered model version)."""
     steps = Pipeline(record, tracker, overrides, timeout).run()
@@ -271,7 +304,7 @@ def run_pipeline(record: SweepSummary, tracker: Any, overrides: Sequence[str] = 
     return steps
 
 
-def pipeline_after_sweep(record: SweepSummary, tracker: Any) -> None:
+def pipeline_after_sweep(record: SweepSummary, tracker: SweepTracker) -> None:
     """``automl run``'s call after a sweep with a best trial: a pipeline failure is reported and
     recorded, never turned into a failed sweep."""
     try:

@@ -24,6 +24,8 @@ from automl.launch.process import TrialProcess
 from automl.launch.status_tail import StatusTail, file_size
 from automl.spec import rtdetr_command
 
+__all__ = ["FAILED", "SKIPPED", "SUCCESS", "StepOutcome", "run_action"]
+
 SUCCESS, FAILED, SKIPPED = "SUCCESS", "FAILED", "SKIPPED"
 _GRACE = 10.0
 

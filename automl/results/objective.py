@@ -10,17 +10,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
-__all__ = ["Objective"]
+__all__ = ["Direction", "Objective"]
 
 T = TypeVar("T")
+Direction = Literal["maximize", "minimize"]
 
 
 @dataclass(frozen=True)
 class Objective:
     metric: str = "val_mAP50"
-    direction: str = "maximize"  # maximize | minimize
+    direction: Direction = "maximize"
 
     def __post_init__(self) -> None:
         if self.direction not in ("maximize", "minimize"):
@@ -31,7 +32,7 @@ class Objective:
         return self.direction == "maximize"
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> Literal["max", "min"]:
         """Ray Tune's name of the direction."""
         return "max" if self.maximize else "min"
 

@@ -66,9 +66,7 @@ class SweepSummary:
         self.data = data
         self._lock = threading.Lock()
         self.data.setdefault("pipeline", {})
-        self._trials = {
-            int(t["number"]): TrialRecord.from_dict(t) for t in self.data.get("trials") or []
-        }
+        self._trials = {int(t["number"]): TrialRecord.from_dict(t) for t in self.data.get("trials") or []}
         self._sync_trials()
 
     def _sync_trials(self) -> None:

@@ -40,8 +40,18 @@ class TrialState(str, enum.Enum):
 
 # Fields written only when set: where a trial ran and what it continues.
 _OPTIONAL = (
-    "baseline", "requeued", "resumed_from", "parent", "generation", "resume_epoch",
-    "host", "worker", "node_id", "node_ip", "hostname", "ray_trial_id",
+    "baseline",
+    "requeued",
+    "resumed_from",
+    "parent",
+    "generation",
+    "resume_epoch",
+    "host",
+    "worker",
+    "node_id",
+    "node_ip",
+    "hostname",
+    "ray_trial_id",
 )
 
 
@@ -122,8 +132,13 @@ class BestTrial:
     def of(cls, record: TrialRecord, metric: str) -> BestTrial:
         assert record.value is not None  # internal invariant: only scored trials are chosen
         return cls(
-            trial=record.number, params=dict(record.params), value=float(record.value), metric=metric,
-            best_epoch=record.best_epoch, last_value=record.last_value, checkpoint=record.checkpoint,
+            trial=record.number,
+            params=dict(record.params),
+            value=float(record.value),
+            metric=metric,
+            best_epoch=record.best_epoch,
+            last_value=record.last_value,
+            checkpoint=record.checkpoint,
             folder=record.folder,
         )
 

@@ -47,7 +47,6 @@ __all__ = [
 COMBINATION = "quantize.combination"
 ROW_SEPARATOR = " / "
 LAYER_DTYPE = "quantize.layers[*].weights.dtype"
-_MULTI_FIDELITY_ALGORITHMS = ("hyperband", "asha", "bohb", "dehb")
 
 
 @dataclass(frozen=True)
@@ -69,10 +68,12 @@ ACTIONS: dict[str, ActionProfile] = {
     "train": ActionProfile("train", "val_mAP50", True, "validation mAP50 after each epoch"),
     "distill": ActionProfile("distill", "val_mAP50", True, "the student's validation mAP50 after each epoch"),
     "quantize": ActionProfile(
-        "quantize", "test_mAP50", False,
+        "quantize",
+        "test_mAP50",
+        False,
         "the quantized model's mAP50 on the test set (rtdetr quantize's kpi test_mAP50)",
     ),
-}  # fmt: skip
+}
 
 
 def action_profile(action: str | None) -> ActionProfile:
@@ -184,9 +185,13 @@ def quantize_space(
     if own not in choices:
         note += f"; the spec's own ({own}) is not searchable here, so the baseline is the first row"
     param = SearchParam(
-        name=COMBINATION, kind="categorical", default=own if own in choices else choices[0],
-        scale="choice", choices=choices, note=note,
-    )  # fmt: skip
+        name=COMBINATION,
+        kind="categorical",
+        default=own if own in choices else choices[0],
+        scale="choice",
+        choices=choices,
+        note=note,
+    )
     return SearchSpace(params=[param], excluded=[])
 
 

@@ -27,6 +27,8 @@ import yaml
 from automl.errors import SettingError
 from automl.project_files import schema_file, skill_info_file, spec_template_file
 
+__all__ = ["NOT_RUNNABLE", "Plan", "resolve_policy"]
+
 POLICY_CHOICES = ("auto", "on", "off")
 NOT_RUNNABLE = "AutoML is enabled but not runnable for this model until schemas are generated"
 DISABLED = "AutoML is disabled for this model (references/skill_info.yaml: automl_enabled is not true)"

@@ -35,6 +35,9 @@ from typing import Any
 import yaml
 
 from automl.errors import SettingError
+from automl.results.objective import Direction
+
+__all__ = ["CHECKS", "AutomlSettings", "parse_setting_args", "parse_settings"]
 
 ALGORITHMS = {
     "tpe": ("tpe", "none"),
@@ -62,10 +65,10 @@ ALIASES = {
     "custom_param_ranges": "automl_custom_param_ranges",
     "automl_backend": "backend",
 }
-MINIMIZE_WORDS = (
-    "loss", "latency", "runtime", "duration", "time", "cost", "flops", "params", "memory",
-    "energy", "wer", "cer", "perplexity", "ppl", "error",
-)  # fmt: skip
+# a metric whose name has one of these words is minimized unless `direction` says otherwise
+MINIMIZE_WORDS = frozenset(
+    "loss latency runtime duration time cost flops params memory energy wer cer perplexity ppl error".split()
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ class AutomlSettings:
     custom_param_ranges: Mapping[str, Any] = field(default_factory=dict)
     override_disabled_params: bool = False  # TAO: override_automl_disabled_params
     delete_intermediate_ckpt: bool = True
-    checkpoint_retention_strategy: str = "auto"  # auto = best: the best epoch's checkpoint; terminal: the last epoch only
+    # auto = best: the best epoch's checkpoint; terminal: the last epoch only
+    checkpoint_retention_strategy: str = "auto"
     max_trials: int | None = None  # ASHA: the number of trials (automl_max_recommendations)
     min_top_configs: int = 5  # refused (see REFUSED)
     early_stop_threshold: float = 0.1  # hyperband_es
@@ -97,10 +101,11 @@ class AutomlSettings:
     eval_interval: int = 10
     perturbation_factor: float = 1.2
     metric: str = "val_mAP50"
-    direction: str = "maximize"
+    direction: Direction = "maximize"
     timeout_per_trial: float | None = None  # seconds
     time_budget: float | None = None  # seconds for the whole search (not a TAO setting)
-    run_baseline: bool = False  # first trial at the spec's own values; start-up trials explore around the best
+    # the first trial at the spec's own values; start-up trials explore around the best
+    run_baseline: bool = False
     seed: int | None = None
     backend: str = "optuna"
 
@@ -231,8 +236,14 @@ FAMILY_SETTINGS: dict[str, tuple[str, Any]] = {
     "automl_kde_samples": ("automl_algorithm=bohb", lambda s: s.algorithm_name == "bohb"),
     "automl_top_n_percent": ("automl_algorithm=bohb", lambda s: s.algorithm_name == "bohb"),
     "automl_min_points_in_model": ("automl_algorithm=bohb", lambda s: s.algorithm_name == "bohb"),
-    "automl_early_stop_threshold": ("automl_algorithm=hyperband_es", lambda s: s.algorithm_name == "hyperband_es"),
-    "automl_min_early_stop_epochs": ("automl_algorithm=hyperband_es", lambda s: s.algorithm_name == "hyperband_es"),
+    "automl_early_stop_threshold": (
+        "automl_algorithm=hyperband_es",
+        lambda s: s.algorithm_name == "hyperband_es",
+    ),
+    "automl_min_early_stop_epochs": (
+        "automl_algorithm=hyperband_es",
+        lambda s: s.algorithm_name == "hyperband_es",
+    ),
     "automl_max_trials": ("automl_algorithm=asha", lambda s: s.fidelity == "asha"),
     "automl_reduction_factor": (
         "automl_algorithm=hyperband, hyperband_es, asha or bohb",
@@ -286,7 +297,9 @@ def parse_settings(pairs: Mapping[str, Any]) -> AutomlSettings:
     return _combine(settings, canonical, given_as)
 
 
-def _combine(settings: AutomlSettings, canonical: Mapping[str, Any], given_as: Mapping[str, str]) -> AutomlSettings:
+def _combine(
+    settings: AutomlSettings, canonical: Mapping[str, Any], given_as: Mapping[str, str]
+) -> AutomlSettings:
     """Settings that change others: ASHA's automl_max_trials is the number of trials; the
     terminal retention keeps only the last epoch, which nothing may resume from."""
     if settings.max_trials is not None:
@@ -334,7 +347,7 @@ def _algorithm(canonical: Mapping[str, Any]) -> dict[str, str]:
     return {"algorithm": sampler, "fidelity": fidelity, "algorithm_name": CANONICAL.get(key, key)}
 
 
-def metric_direction(metric: str) -> str:
+def metric_direction(metric: str) -> Direction:
     """TAO's rule: a metric whose name says loss/latency/time/error/... is minimized, others maximized."""
     words = re.split(r"[^a-z0-9]+", metric.lower())
     return "minimize" if any(w in MINIMIZE_WORDS for w in words) else "maximize"

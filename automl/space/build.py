@@ -212,9 +212,12 @@ def _numeric(param: SearchParam) -> bool:
 def _size(param: SearchParam) -> float:
     if param.kind == "categorical":
         return len(param.choices)
+    if param.kind == "int" and param.scale in ("power", "multiple"):
+        return len(param.grid())
+    low, high = param.span
     if param.kind == "int":
-        return len(param.grid()) if param.scale in ("power", "multiple") else param.high - param.low + 1
-    return math.inf if param.high > param.low else 1 if param.high == param.low else 0
+        return high - low + 1
+    return math.inf if high > low else 1 if high == low else 0
 
 
 def _relations(rows: Mapping[str, SchemaRow], spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -322,9 +325,10 @@ def _narrow_parent(param: SearchParam, relation: str, dep_low: float, dep_high: 
         weights = tuple(w for c, w in zip(param.choices, param.weights) if c in kept) if param.weights else ()
         total = sum(weights) if weights else 1.0
         return replace(param, choices=tuple(kept), weights=tuple(w / total for w in weights))
-    new_low = param.low if low is None else max(param.low, _as(param, low, up=True))
-    new_high = param.high if high is None else min(param.high, _as(param, high, up=False))
-    if (new_low, new_high) == (param.low, param.high):
+    old_low, old_high = param.span
+    new_low = old_low if low is None else max(old_low, _as(param, low, up=True))
+    new_high = old_high if high is None else min(old_high, _as(param, high, up=False))
+    if (new_low, new_high) == (old_low, old_high):
         return param
     narrowed = replace(param, low=new_low, high=new_high)
     if new_low > new_high or _size(narrowed) <= 1:

@@ -18,6 +18,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+__all__ = ["RELATIONS", "Excluded", "SearchParam", "SearchSpace", "powers_in"]
+
 SUFFIX = {"direct": "", "power": "#exp", "log1m": "#1-x", "weights": "#u", "fraction": "#u"}
 RELATIONS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
@@ -43,6 +45,18 @@ class SearchParam:
     @property
     def optuna_name(self) -> str:
         return self.name + SUFFIX[self.encoding]
+
+    @property
+    def span(self) -> tuple[float, float]:
+        """(low, high) of an int or float param: the space builder gives every one both bounds."""
+        assert self.low is not None and self.high is not None, self.name  # internal invariant
+        return self.low, self.high
+
+    @property
+    def parent_name(self) -> str:
+        """The parameter whose sampled value bounds this ``fraction`` dependant."""
+        assert self.parent is not None, self.name  # internal invariant
+        return self.parent
 
     def grid(self, low: float | None = None, high: float | None = None) -> list[int]:
         """The allowed integers of a ``power``/``multiple``/plain int param within [low, high]."""

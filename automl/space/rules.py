@@ -37,6 +37,8 @@ from automl.errors import SettingError
 from automl.space.params import SearchParam, powers_in
 from automl.space.schema_rows import SchemaRow
 
+__all__ = ["CHOICE_TYPES", "NUMERIC", "choice_param", "numeric_param", "parse_math_cond", "parse_user_range"]
+
 NUMERIC = ("int", "float")
 CHOICE_TYPES = ("categorical", "ordered_int", "bool")
 _COND_RE = re.compile(r"(>=|<=|!=|>|<|/|\^)\s*(depends_on|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
@@ -245,12 +247,7 @@ def _check_user_bounds(
     row: SchemaRow, user: Mapping[str, Any], lo: float, hi: float, cond: MathCond
 ) -> tuple[float, float, str | None]:
     name = row.parameter
-    low, high = user.get("low"), user.get("high")
-    for label, bound in (("low", low), ("high", high)):
-        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or math.isnan(bound):
-            raise SettingError(f"{name}: range {label} bound {bound!r} is not a number")
-        if row.value_type == "int" and not float(bound).is_integer():
-            raise SettingError(f"{name}: range {label} bound {bound!r} is not an integer")
+    low, high = _user_bound(row, "low", user.get("low")), _user_bound(row, "high", user.get("high"))
     if low >= high:
         raise SettingError(f"{name}: range {low}:{high} is empty; give low < high")
     if low < lo or high > hi:
@@ -260,6 +257,14 @@ def _check_user_bounds(
             f"{name}: range low {low} must be > {cond.strict_low} (math_cond {row.math_cond!r})"
         )
     return float(low), float(high), user.get("scale")
+
+
+def _user_bound(row: SchemaRow, label: str, bound: Any) -> float:
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or math.isnan(bound):
+        raise SettingError(f"{row.parameter}: range {label} bound {bound!r} is not a number")
+    if row.value_type == "int" and not float(bound).is_integer():
+        raise SettingError(f"{row.parameter}: range {label} bound {bound!r} is not an integer")
+    return bound
 
 
 def parse_user_range(row: SchemaRow, spec: Any) -> dict[str, Any]:

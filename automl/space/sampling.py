@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from automl.errors import SettingError
 from automl.space.params import SearchParam, SearchSpace
 
+__all__ = ["encode_params", "sample_params"]
+
 
 class TrialLike(Protocol):
     def suggest_float(
@@ -47,24 +49,26 @@ def _sample_one(param: SearchParam, trial: TrialLike, values: Mapping[str, Any])
     if param.encoding == "fraction":
         u = trial.suggest_float(name, 0.0, 1.0)
         if param.kind == "categorical":
-            return _pick(*param.choices_given(values[param.parent]), u)
-        return _from_unit(param, u, *param.bounds_given(values[param.parent]))
+            return _pick(*param.choices_given(values[param.parent_name]), u)
+        return _from_unit(param, u, *param.bounds_given(values[param.parent_name]))
     if param.encoding == "weights":
         return _pick(param.choices, param.weights, trial.suggest_float(name, 0.0, 1.0))
     if param.encoding == "power":
         grid = param.grid()
         exponent = trial.suggest_int(name, _exponent(param, grid[0]), _exponent(param, grid[-1]))
-        return int(param.base**exponent)
+        return int((param.base or 2) ** exponent)
     if param.encoding == "log1m":
-        return 1.0 - trial.suggest_float(name, 1.0 - param.high, 1.0 - param.low, log=True)
+        low, high = param.span
+        return 1.0 - trial.suggest_float(name, 1.0 - high, 1.0 - low, log=True)
     if param.kind == "categorical":
         return trial.suggest_categorical(name, list(param.choices))
     if param.kind == "int":
         if param.scale == "multiple":
             grid = param.grid()
             return trial.suggest_int(name, grid[0], grid[-1], step=param.base or 1)
-        return trial.suggest_int(name, int(param.low), int(param.high), log=param.scale == "log")
-    return trial.suggest_float(name, param.low, param.high, log=param.scale == "log")
+        low, high = param.span
+        return trial.suggest_int(name, int(low), int(high), log=param.scale == "log")
+    return trial.suggest_float(name, *param.span, log=param.scale == "log")
 
 
 def _pick(choices: tuple[Any, ...], weights: tuple[float, ...], u: float) -> Any:
@@ -104,7 +108,7 @@ def _from_unit(param: SearchParam, u: float, low: float, high: float) -> Any:
 def _to_unit(param: SearchParam, value: float, low: float, high: float) -> float:
     if param.kind == "int" and param.scale in ("power", "multiple"):
         grid = param.grid(low, high)
-        return (grid.index(value) + 0.5) / len(grid)
+        return (grid.index(int(value)) + 0.5) / len(grid)
     if param.kind == "int":
         lo, hi = math.ceil(low), math.floor(high)
         if param.scale == "log" and lo > 0 and hi > lo:
@@ -128,16 +132,17 @@ def encode_params(space: SearchSpace, values: Mapping[str, Any]) -> dict[str, An
         value = values[param.name]
         low, high, choices, weights = param.low, param.high, param.choices, param.weights
         if param.encoding == "fraction":
-            low, high = param.bounds_given(values[param.parent])
+            low, high = param.bounds_given(values[param.parent_name])
             if param.kind == "categorical":
-                choices, weights = param.choices_given(values[param.parent])
+                choices, weights = param.choices_given(values[param.parent_name])
         if not _allowed(param, value, low, high, choices):
             where = ", ".join(map(str, choices)) if param.kind == "categorical" else f"[{low}, {high}]"
             raise SettingError(f"{param.name}: {value!r} is outside the search space ({where})")
         if param.encoding in ("weights", "fraction") and param.kind == "categorical":
             out[param.optuna_name] = _midpoint(choices, weights, value)
         elif param.encoding == "fraction":
-            out[param.optuna_name] = min(1.0, max(0.0, _to_unit(param, value, low, high)))
+            unit = _to_unit(param, value, *param.bounds_given(values[param.parent_name]))
+            out[param.optuna_name] = min(1.0, max(0.0, unit))
         elif param.encoding == "power":
             out[param.optuna_name] = _exponent(param, value)
         elif param.encoding == "log1m":

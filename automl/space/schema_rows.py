@@ -19,6 +19,8 @@ from typing import Any
 
 from automl.errors import SettingError
 
+__all__ = ["SchemaRow", "collection_names", "load_schema", "rows_by_name", "schema_rows"]
+
 MISSING = "???"
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from automl.space.params import RELATIONS, SearchParam, SearchSpace, powers_in
 
+__all__ = ["format_space_table"]
+
 HEADER = ("parameter", "kind", "range", "scale", "default", "notes")
 
 
@@ -35,7 +37,7 @@ def _range(param: SearchParam) -> str:
             return ", ".join(f"{c} ({w:.2f})" for c, w in zip(param.choices, param.weights))
         return ", ".join(map(str, param.choices))
     if param.scale == "power":
-        return "{" + ", ".join(map(str, powers_in(param.base or 2, param.low, param.high))) + "}"
+        return "{" + ", ".join(map(str, powers_in(param.base or 2, *param.span))) + "}"
     text = f"[{_short(param.low)}, {_short(param.high)}]"
     if param.relation and param.parent:
         text += f" and {RELATIONS[param.relation]} {param.parent}"

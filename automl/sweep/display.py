@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+__all__ = ["SweepDisplay", "trials_table"]
+
 
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
@@ -66,8 +68,13 @@ class SweepDisplay:
         for column in ("trial", "epoch", self.metric, "best", "eta"):
             table.add_column(column)
         for number, row in sorted(self.running.items()):
-            table.add_row(str(number), f"{row.get('epoch', '-')}/{row.get('max_epoch', '-')}", _fmt(row.get("value")),
-                          _fmt(row.get("best")), _hms(row.get("eta")))  # fmt: skip
+            table.add_row(
+                str(number),
+                f"{row.get('epoch', '-')}/{row.get('max_epoch', '-')}",
+                _fmt(row.get("value")),
+                _fmt(row.get("best")),
+                _hms(row.get("eta")),
+            )
         if self.best:
             table.caption = f"best so far: trial {self.best[0]} {self.metric}={self.best[1]:.4f}"
         return table
@@ -88,8 +95,12 @@ class SweepDisplay:
     ) -> None:
         """``first_epoch``/``note``: a PBT clone starts where its parent's checkpoint left off."""
         with self._lock:
-            self.running[number] = {"epoch": first_epoch, "max_epoch": max_epoch, "first": first_epoch,
-                                    "started": time.time()}  # fmt: skip
+            self.running[number] = {
+                "epoch": first_epoch,
+                "max_epoch": max_epoch,
+                "first": first_epoch,
+                "started": time.time(),
+            }
             shown = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()) or "the spec's values"
             self._emit(f"trial {number} started{f' ({note})' if note else ''}: {shown}")
 
@@ -103,13 +114,17 @@ class SweepDisplay:
             elapsed = time.time() - row["started"]
             done = max(1, epoch + 1 - int(row.get("first") or 0))  # epochs this process trained
             row["eta"] = elapsed / done * max(0, int(row.get("max_epoch") or epoch + 1) - epoch - 1)
-            better = self.best is None or (value > self.best[1] if self.maximize else value < self.best[1])
-            if value is not None and better:
+            if value is not None and self._improves(value):
                 self.best = (number, value)
             best = f" | best trial {self.best[0]} {self.best[1]:.4f}" if self.best else ""
             self._emit(
                 f"trial {number} epoch {epoch}: {self.metric}={_fmt(value)} eta {_hms(row['eta'])}{best}"
             )
+
+    def _improves(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best[1] if self.maximize else value < self.best[1]
 
     def trial_finished(self, number: int, state: str, value: float | None, reason: str | None) -> None:
         with self._lock:
@@ -145,8 +160,12 @@ def trials_table(
         shown = " ".join(f"{_short(n, names)}={_fmt(params[n], 3)}" for n in names if n in params) or "-"
         epochs = t.get("last_epoch")
         table.add_row(
-            f"{t['number']}{mark}", t.get("state", "-"), _fmt(t.get("value")),
-            "-" if epochs is None else str(int(epochs) + 1), _fmt(t.get("seconds"), 3), shown,
+            f"{t['number']}{mark}",
+            t.get("state", "-"),
+            _fmt(t.get("value")),
+            "-" if epochs is None else str(int(epochs) + 1),
+            _fmt(t.get("seconds"), 3),
+            shown,
             (t.get("error") or "")[:120],
-        )  # fmt: skip
+        )
     return table

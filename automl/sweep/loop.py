@@ -28,18 +28,26 @@ from automl.results.summary import SweepSummary
 from automl.results.trial_record import BestTrial, TrialRecord, TrialState
 from automl.spec import get_dotted
 from automl.sweep.display import SweepDisplay
+from automl.tracking.protocol import SweepTracker
 from automl.tracking.tracker import NullTracker
 
 __all__ = ["SweepLoop", "SweepPlan"]
 
+
 class SweepLoop:
     """One run of a sweep (``automl run``, ``--resume`` or an ``automl worker`` process)."""
 
-    def __init__(self, plan: SweepPlan, summary: SweepSummary, display: SweepDisplay, tracker: Any = None):
+    def __init__(
+        self,
+        plan: SweepPlan,
+        summary: SweepSummary,
+        display: SweepDisplay,
+        tracker: SweepTracker | None = None,
+    ):
         self.plan = plan
         self.summary = summary
         self.display = display
-        self.tracker = tracker if tracker is not None else NullTracker()
+        self.tracker: SweepTracker = tracker if tracker is not None else NullTracker()
         self.objective = plan.objective
         self.lock = threading.Lock()
         self.stop_reason: str | None = None
@@ -188,7 +196,9 @@ class SweepLoop:
     def trial_spec(self, request: TrialRequest) -> tuple[dict[str, Any], int]:
         """The spec a requested trial runs, and the epoch it trains to."""
         plan = self.plan
-        spec = spec_for_params(plan.base_spec, request.params, plan.max_epochs, plan.multi_fidelity, self.terminal)
+        spec = spec_for_params(
+            plan.base_spec, request.params, plan.max_epochs, plan.multi_fidelity, self.terminal
+        )
         clone = request.continues
         if clone is None:
             return spec, plan.max_epochs

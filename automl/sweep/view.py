@@ -42,11 +42,15 @@ def sweep_view(sweep: str | Path) -> dict[str, Any]:
     try:
         records = storage_records(load_shared_study(config["storage"], config["study"], folder))
     except Exception as exc:  # a storage that is down: show what this folder knows
-        print(f"warning: could not read the study from {config['storage']} ({exc}); showing {folder}/{SUMMARY}")
+        print(
+            f"warning: could not read the study from {config['storage']} ({exc}); showing {folder}/{SUMMARY}"
+        )
         return data
     settings = data.get("settings") or {}
     objective = Objective(settings.get("metric", "val_mAP50"), settings.get("direction", "maximize"))
-    best = best_trial(records, multi_fidelity=settings.get("fidelity") in ("hyperband", "asha"), objective=objective)
+    best = best_trial(
+        records, multi_fidelity=settings.get("fidelity") in ("hyperband", "asha"), objective=objective
+    )
     running = any(r.state in (TrialState.RUNNING, TrialState.WAITING) for r in records)
     return {
         **data,

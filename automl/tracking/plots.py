@@ -19,14 +19,24 @@ from automl.launch.status_tail import trial_status_file
 from automl.results.trial_record import TrialState
 from automl.tracking.store import finite_float, status_epochs
 
+__all__ = ["importances", "write_plots"]
+
 METRIC = "val_mAP50"
 
 
 def _completed(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [
-        t for t in summary.get("trials") or []
+        t
+        for t in summary.get("trials") or []
         if t.get("state") == TrialState.COMPLETE.value and finite_float(t.get("value")) is not None
-    ]  # fmt: skip
+    ]
+
+
+def _numbers(values: Sequence[Any]) -> list[float] | None:
+    """Every value as a finite number, or None when one is not a number."""
+    numbers = [finite_float(v) for v in values]
+    finite = [n for n in numbers if n is not None]
+    return finite if len(finite) == len(numbers) else None
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
@@ -74,9 +84,9 @@ def importances(summary: Mapping[str, Any]) -> dict[str, float]:
     raw: dict[str, float] = {}
     for name in names:
         values = [(t.get("params") or {}).get(name) for t in done]
-        numbers = [finite_float(v) for v in values]
-        if all(n is not None for n in numbers):
-            raw[name] = abs(_correlation(_ranks(numbers), _ranks(scores)))  # type: ignore[arg-type]
+        numbers = _numbers(values)
+        if numbers is not None:
+            raw[name] = abs(_correlation(_ranks(numbers), _ranks(scores)))
         else:
             raw[name] = _correlation_ratio(values, scores)
     total = sum(raw.values())
@@ -99,11 +109,11 @@ def histories(summary: Mapping[str, Any], sweep_dir: Path) -> dict[int, list[tup
 
 def _axis_values(done: list[dict[str, Any]], name: str) -> tuple[list[float], list[str] | None]:
     values = [(t.get("params") or {}).get(name) for t in done]
-    numbers = [finite_float(v) for v in values]
-    if all(n is not None for n in numbers):
-        low, high = min(numbers), max(numbers)  # type: ignore[type-var]
-        span = (high - low) or 1.0  # type: ignore[operator]
-        return [(n - low) / span for n in numbers], None  # type: ignore[operator]
+    numbers = _numbers(values)
+    if numbers is not None:
+        low, high = min(numbers), max(numbers)
+        span = (high - low) or 1.0
+        return [(n - low) / span for n in numbers], None
     labels = sorted({str(v) for v in values})
     step = 1.0 / max(1, len(labels) - 1)
     return [labels.index(str(v)) * step for v in values], labels
@@ -120,7 +130,11 @@ def _png_plots(summary: Mapping[str, Any], hist: dict[int, list[tuple[int, float
     written: list[Path] = []
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for state, color in ((TrialState.COMPLETE.value, "tab:blue"), (TrialState.PRUNED.value, "tab:gray"), (TrialState.FAIL.value, "tab:red")):
+    for state, color in (
+        (TrialState.COMPLETE.value, "tab:blue"),
+        (TrialState.PRUNED.value, "tab:gray"),
+        (TrialState.FAIL.value, "tab:red"),
+    ):
         xs = [t["number"] for t in trials if t.get("state") == state]
         ys = [float(t["value"]) for t in trials if t.get("state") == state]
         if xs:
@@ -184,12 +198,22 @@ def _html_plots(
 
     figures: list[Any] = []
     trials = [t for t in summary.get("trials") or [] if finite_float(t.get("value")) is not None]
-    fig = go.Figure(go.Scatter(x=[t["number"] for t in trials], y=[t["value"] for t in trials],
-                               mode="markers", text=[t.get("state") for t in trials]))  # fmt: skip
+    fig = go.Figure(
+        go.Scatter(
+            x=[t["number"] for t in trials],
+            y=[t["value"] for t in trials],
+            mode="markers",
+            text=[t.get("state") for t in trials],
+        )
+    )
     fig.update_layout(title="Optimization history", xaxis_title="trial", yaxis_title=METRIC)
     figures.append(fig)
-    fig = go.Figure([go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], name=f"trial {n}")
-                     for n, pts in sorted(hist.items())])  # fmt: skip
+    fig = go.Figure(
+        [
+            go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], name=f"trial {n}")
+            for n, pts in sorted(hist.items())
+        ]
+    )
     fig.update_layout(title="Intermediate values", xaxis_title="epoch", yaxis_title=METRIC)
     figures.append(fig)
     done = _completed(summary)
@@ -201,7 +225,8 @@ def _html_plots(
             if labels is None:
                 dims.append({"label": name, "values": [(t.get("params") or {}).get(name) for t in done]})
             else:
-                dims.append({"label": name, "values": values, "tickvals": [labels.index(x) / max(1, len(labels) - 1) for x in labels], "ticktext": labels})  # fmt: skip
+                ticks = [labels.index(x) / max(1, len(labels) - 1) for x in labels]
+                dims.append({"label": name, "values": values, "tickvals": ticks, "ticktext": labels})
         dims.append({"label": METRIC, "values": [t["value"] for t in done]})
         fig = go.Figure(go.Parcoords(line={"color": [t["value"] for t in done]}, dimensions=dims))
         fig.update_layout(title="Parallel coordinates")
@@ -214,8 +239,10 @@ def _html_plots(
     # One page, plotly.js embedded once: it opens offline, inside the MLflow artifact viewer too.
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figures)]
     path = out / "search_plots.html"
-    path.write_text("<html><head><meta charset='utf-8'></head><body>" + "".join(parts) + "</body></html>",
-                    encoding="utf-8")  # fmt: skip
+    path.write_text(
+        "<html><head><meta charset='utf-8'></head><body>" + "".join(parts) + "</body></html>",
+        encoding="utf-8",
+    )
     return [path]
 
 

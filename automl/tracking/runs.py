@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,14 @@ from automl.tracking.store import (
     write_ids,
 )
 
+__all__ = ["TERMINAL", "SweepLog"]
+
 LOG_TAIL_LINES = 200
-TERMINAL = {TrialState.COMPLETE.value: "FINISHED", TrialState.PRUNED.value: "FINISHED", TrialState.FAIL.value: "FAILED"}
+TERMINAL = {
+    TrialState.COMPLETE.value: "FINISHED",
+    TrialState.PRUNED.value: "FINISHED",
+    TrialState.FAIL.value: "FAILED",
+}
 SWEEP_END = {"FINISHED": "FINISHED", "STOPPED": "KILLED", "FAILED": "FAILED"}
 STEP_OK = {"FINISHED", "SUCCESS", "COMPLETE", "DONE", "OK", "SKIPPED"}
 
@@ -105,14 +111,17 @@ class SweepLog:
         run_id = self.parent()
         policy = summary.get("policy") or {}
         algorithm = summary.get("algorithm") or {}
-        self.writer.set_tags(run_id, {
-            "sweep": self.name,
-            "sweep.folder": str(self.sweep_dir.resolve()),
-            "policy.decision": policy.get("decision", ""),
-            "policy.reason": policy.get("reason", ""),
-            "backend": summary.get("backend") or "",
-            **{f"algorithm.{k}": v for k, v in algorithm.items() if v is not None},
-        })  # fmt: skip
+        self.writer.set_tags(
+            run_id,
+            {
+                "sweep": self.name,
+                "sweep.folder": str(self.sweep_dir.resolve()),
+                "policy.decision": policy.get("decision", ""),
+                "policy.reason": policy.get("reason", ""),
+                "backend": summary.get("backend") or "",
+                **{f"algorithm.{k}": v for k, v in algorithm.items() if v is not None},
+            },
+        )
         params = flatten(summary.get("settings") or {})
         if summary.get("max_epochs") is not None:
             params["max_epochs"] = summary["max_epochs"]
@@ -158,15 +167,21 @@ class SweepLog:
         if fill_history:
             self.writer.log_steps(run_id, status_epochs(trial_status_file(folder)))
         state = str(entry.get("state") or "")
-        self.writer.set_tags(run_id, {
+        tags = {
             "state": state,
             "failure_class": entry.get("failure_class") or "",
             "reason": entry.get("error") or "",
-            **({"pbt.parent": str(entry["parent"]), "pbt.generation": str(entry.get("generation")),
-                "pbt.resume_epoch": str(entry.get("resume_epoch"))} if entry.get("parent") is not None else {}),
-        })  # fmt: skip
-        best = {"best_val_mAP50": entry.get("value"), "best_epoch": entry.get("best_epoch"),
-                "seconds": entry.get("seconds")}  # fmt: skip
+        }
+        if entry.get("parent") is not None:  # a PBT clone
+            tags["pbt.parent"] = str(entry["parent"])
+            tags["pbt.generation"] = str(entry.get("generation"))
+            tags["pbt.resume_epoch"] = str(entry.get("resume_epoch"))
+        self.writer.set_tags(run_id, tags)
+        best = {
+            "best_val_mAP50": entry.get("value"),
+            "best_epoch": entry.get("best_epoch"),
+            "seconds": entry.get("seconds"),
+        }
         self.writer.log_values_once(run_id, best)
         self.writer.log_files_once(run_id, [folder / "spec.yaml"])
         status_file = trial_status_file(folder)
@@ -179,7 +194,7 @@ class SweepLog:
         return run_id
 
     # --- pipeline steps -----------------------------------------------------------------------
-    def step(self, step: str, metrics: Mapping[str, Any], artifacts: list[Path], status: str) -> str:
+    def step(self, step: str, metrics: Mapping[str, Any], artifacts: Sequence[Path], status: str) -> str:
         run_id, _ = self.writer.ensure_run(
             self.ids["steps"].get(step),
             {TAG_SWEEP: self.name, TAG_KIND: "step", TAG_STEP: step},
@@ -205,8 +220,9 @@ class SweepLog:
                 run_id, {f"best.{k}": v for k, v in (best.get("params") or {}).items()}
             )
             self.writer.set_tags(run_id, {"best.trial": best.get("trial"), "best.metric": best.get("metric")})
-            self.writer.log_values_once(run_id, {"best_val_mAP50": best.get("value"),
-                                                 "best_epoch": best.get("best_epoch")})  # fmt: skip
+            self.writer.log_values_once(
+                run_id, {"best_val_mAP50": best.get("value"), "best_epoch": best.get("best_epoch")}
+            )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "summary.json"
             path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
@@ -235,9 +251,14 @@ class SweepLog:
         if not files:
             return None
         self.writer.log_files_once(run_id, files, "model")
-        tags = {"automl.sweep.loop": self.name, "automl.trial": str(number), "parent_run_id": self.parent(),
-                "metric": str(best.get("metric", "val_mAP50")), "value": str(best.get("value")),
-                "checkpoint": files[0].name}  # fmt: skip
+        tags = {
+            "automl.sweep.loop": self.name,
+            "automl.trial": str(number),
+            "parent_run_id": self.parent(),
+            "metric": str(best.get("metric", "val_mAP50")),
+            "value": str(best.get("value")),
+            "checkpoint": files[0].name,
+        }
         for version in self.client.search_model_versions(f"name = '{self.model_name}'"):
             if version.run_id == run_id and version.tags.get("automl.sweep.loop") == self.name:
                 return version
@@ -250,11 +271,11 @@ class SweepLog:
                 description="RT-DETR detectors tuned by `automl run`; one version per sweep's best trial.",
             )
         source = f"{self.client.get_run(run_id).info.artifact_uri}/model"
+        metric = best.get("metric", "val_mAP50")
+        description = f"sweep {self.name}, trial {number}: {metric} = {finite_float(best.get('value'))}"
         version = self.client.create_model_version(
-            self.model_name, source, run_id=run_id, tags=tags,
-            description=f"sweep {self.name}, trial {number}: {best.get('metric', 'val_mAP50')} = "
-                        f"{finite_float(best.get('value'))}",
-        )  # fmt: skip
+            self.model_name, source, run_id=run_id, tags=tags, description=description
+        )
         self.ids["model"] = {"name": self.model_name, "version": str(version.version)}
         self.save_ids()
         return version

@@ -27,9 +27,26 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
-from automl.errors import AutomlError
 from automl.launch.status_tail import epoch_report
 from automl.results.summary import write_json_atomic
+
+__all__ = [
+    "ARTIFACT_DIR",
+    "DB_FILE",
+    "TAG_KIND",
+    "TAG_STEP",
+    "TAG_SWEEP",
+    "TAG_TRIAL",
+    "RunWriter",
+    "default_tracking_uri",
+    "epoch_metrics",
+    "finite_float",
+    "flatten",
+    "read_ids",
+    "resolve_tracking_uri",
+    "status_epochs",
+    "write_ids",
+]
 
 IDS_FILE = "tracking.json"
 DB_FILE = "mlflow.db"
@@ -53,10 +70,6 @@ EPOCH_METRICS = {
 }
 # A dead server must not stall a sweep: a short timeout and no retries, unless the user set them.
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
-
-
-class TrackingError(AutomlError):
-    """The tracking store cannot be reached or refused a write; the message says which and why."""
 
 
 def default_tracking_uri(results_dir: Path) -> str:

@@ -20,6 +20,8 @@ from automl.tracking.runs import TERMINAL, SweepLog
 from automl.tracking.store import RunWriter, finite_float, read_ids, resolve_tracking_uri, status_epochs
 from automl.tracking.tracker import DEFAULT_EXPERIMENT
 
+__all__ = ["sync_sweep"]
+
 
 @dataclass
 class SyncReport:
@@ -54,7 +56,8 @@ def _step_record(name: str, record: Any) -> tuple[dict[str, float], list[Path], 
             metrics[str(key)] = number
         elif isinstance(value, dict):
             prefix = "" if key == "metrics" else f"{key}."  # the pipeline's step metrics go in unprefixed
-            metrics.update({f"{prefix}{k}": finite_float(v) for k, v in value.items() if finite_float(v) is not None})  # type: ignore[misc]  # fmt: skip
+            numbers = {f"{prefix}{k}": finite_float(v) for k, v in value.items()}
+            metrics.update({k: v for k, v in numbers.items() if v is not None})
         elif isinstance(value, str) and key.endswith(("_file", "_path", "_dir")) and Path(value).exists():
             files.append(Path(value))
     status = record.get("status") or record.get("state") or ("FAILURE" if record.get("error") else "SUCCESS")

@@ -22,12 +22,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from automl.tracking.runs import SweepLog
 from automl.tracking.store import RunWriter, resolve_tracking_uri
+
+__all__ = ["DEFAULT_EXPERIMENT", "NullTracker", "Tracker"]
 
 LOG = logging.getLogger("automl.tracking.tracker")
 DEFAULT_EXPERIMENT = "automl"
@@ -36,14 +38,9 @@ T = TypeVar("T")
 
 
 class NullTracker:
-    """Tracking turned off: every call does nothing."""
+    """Tracking turned off: every call does nothing (a :class:`SweepTracker`)."""
 
     degraded = False
-    uri: str | None = None
-    missed: list[str]
-
-    def __init__(self) -> None:
-        self.missed = []
 
     def start_sweep(self, summary: Mapping[str, Any]) -> None:
         return None
@@ -61,16 +58,16 @@ class NullTracker:
         return None
 
     def pipeline_step(
-        self, step: str, metrics: Mapping[str, Any], artifacts: list[Path], status: str
+        self, step: str, metrics: Mapping[str, Any], artifacts: Sequence[Path], status: str
     ) -> None:
         return None
 
 
-class Tracker(NullTracker):
-    """Logs one sweep to one MLflow store; no method ever raises."""
+class Tracker:
+    """Logs one sweep to one MLflow store (a :class:`SweepTracker`); no method ever raises."""
 
     def __init__(self, uri: str, experiment: str, sweep_dir: Path, model_name: str | None = None):
-        super().__init__()
+        self.missed: list[str] = []  # what was not logged, one line each
         self.log: SweepLog | None = None
         self.model_name = model_name
         self._lock = threading.Lock()  # trials report from their own threads; one write at a time
@@ -111,8 +108,11 @@ class Tracker(NullTracker):
             LOG.warning(
                 "MLflow tracking: %s was not logged (%s: %s); the sweep goes on, later tracking calls "
                 "keep trying; `automl sync %s` fills in what was missed",
-                what, type(exc).__name__, detail[:300], self.sweep_dir,
-            )  # fmt: skip
+                what,
+                type(exc).__name__,
+                detail[:300],
+                self.sweep_dir,
+            )
         else:
             LOG.info("MLflow tracking still failing: %s was not logged (%s)", what, detail[:200])
         self.degraded = True
@@ -159,7 +159,7 @@ class Tracker(NullTracker):
         LOG.debug("finish_sweep took %.1f s", time.monotonic() - started)
 
     def pipeline_step(
-        self, step: str, metrics: Mapping[str, Any], artifacts: list[Path], status: str
+        self, step: str, metrics: Mapping[str, Any], artifacts: Sequence[Path], status: str
     ) -> None:
         self._call(f"pipeline step {step}", lambda log: log.step(step, metrics, list(artifacts), status))
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from automl.errors import AutomlError
 from automl.tracking.store import ARTIFACT_DIR, DB_FILE, default_tracking_uri
 
+__all__ = ["free_port", "serve_ui", "server_env", "stop", "wait_until_up"]
+
 START_TIMEOUT_S = 90.0
 
 
@@ -30,8 +32,10 @@ def free_port() -> int:
 
 
 def server_command(backend_uri: str, artifact_root: Path | None, port: int) -> list[str]:
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    command = [
+        *[sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri],
+        *["--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+    ]
     if artifact_root is not None:
         command += ["--default-artifact-root", str(artifact_root)]
     return command

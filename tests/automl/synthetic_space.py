@@ -39,29 +39,27 @@ def spec_of(schema: dict[str, Any]) -> dict[str, Any]:
     return {"train": {k: v.get("default") for k, v in schema["properties"]["train"]["properties"].items()}}
 
 
+def prop(
+    kind: str, default: Any, minimum: float | None = None, maximum: float | None = None, **keys: Any
+) -> dict[str, Any]:
+    """One schema property: its type, default and bounds (when given), and any other TAO keys."""
+    bounds = {k: v for k, v in (("minimum", minimum), ("maximum", maximum)) if v is not None}
+    return {"type": kind, "default": default, **bounds, **keys}
+
+
 SYNTH = tao_schema(
-    rank={"type": "int", "default": 16, "minimum": 1, "maximum": 256, "math_cond": "^ 2", "automl_enabled": True},
-    hidden={"type": "int", "default": 64, "minimum": 8, "maximum": 100, "math_cond": "/ 8", "automl_enabled": True},
-    crop_min={"type": "float", "default": 0.3, "minimum": 0.1, "maximum": 0.9, "parent_param": "TRUE"},
-    crop_max={
-        "type": "float",
-        "default": 0.8,
-        "minimum": 0.1,
-        "maximum": 1.0,
-        "math_cond": "> depends_on",
-        "depends_on": "train.crop_min",
-    },
-    size_min={"type": "int", "default": 32, "minimum": 16, "maximum": 64, "parent_param": "TRUE"},
-    size_max={
-        "type": "int",
-        "default": 60,
-        "minimum": 16,
-        "maximum": 60,
-        "math_cond": "> depends_on",
-        "depends_on": "train.size_min",
-    },
-    decay={"type": "categorical", "default": "cosine", "enum": ["linear", "sqrt", "cosine", "none"],
-           "option_weights": [0.1, 0.1, 0.4, 0.4]},
-    num_queries={"type": "int", "default": 300, "minimum": 1, "maximum": math.inf, "parent_param": "TRUE"},
-    num_select={"type": "int", "default": 300, "minimum": 1, "maximum": 1000, "depends_on": "train.num_queries"},
-)  # fmt: skip
+    rank=prop("int", 16, 1, 256, math_cond="^ 2", automl_enabled=True),
+    hidden=prop("int", 64, 8, 100, math_cond="/ 8", automl_enabled=True),
+    crop_min=prop("float", 0.3, 0.1, 0.9, parent_param="TRUE"),
+    crop_max=prop("float", 0.8, 0.1, 1.0, math_cond="> depends_on", depends_on="train.crop_min"),
+    size_min=prop("int", 32, 16, 64, parent_param="TRUE"),
+    size_max=prop("int", 60, 16, 60, math_cond="> depends_on", depends_on="train.size_min"),
+    decay=prop(
+        "categorical",
+        "cosine",
+        enum=["linear", "sqrt", "cosine", "none"],
+        option_weights=[0.1, 0.1, 0.4, 0.4],
+    ),
+    num_queries=prop("int", 300, 1, math.inf, parent_param="TRUE"),
+    num_select=prop("int", 300, 1, 1000, depends_on="train.num_queries"),
+)

@@ -9,6 +9,7 @@ from typing import Any
 
 from automl.launch.status_tail import epoch_report
 from automl.results.summary import write_json_atomic
+from automl.tracking.protocol import SweepTracker
 
 EPOCHS = 3
 # number -> (state, params, val_mAP50 per epoch; the FAIL trial stops after one epoch)
@@ -46,11 +47,21 @@ def base_summary(name: str) -> dict[str, Any]:
 
 def status_line(epoch: int, value: float) -> dict[str, Any]:
     return {
-        "date": "11/25/2026", "time": "10:00:00", "status": "RUNNING", "message": "Train metrics generated.",
-        "epoch": epoch, "max_epoch": EPOCHS, "time_per_epoch": "0:00:07",
-        "kpi": {"train_loss": f"{3.0 - value:.4f}", "lr": "0.0001", "val_loss": f"{2.0 - value:.4f}",
-                "val_mAP": f"{value / 2:.4f}", "val_mAP50": f"{value:.4f}"},
-    }  # fmt: skip
+        "date": "11/25/2026",
+        "time": "10:00:00",
+        "status": "RUNNING",
+        "message": "Train metrics generated.",
+        "epoch": epoch,
+        "max_epoch": EPOCHS,
+        "time_per_epoch": "0:00:07",
+        "kpi": {
+            "train_loss": f"{3.0 - value:.4f}",
+            "lr": "0.0001",
+            "val_loss": f"{2.0 - value:.4f}",
+            "val_mAP": f"{value / 2:.4f}",
+            "val_mAP50": f"{value:.4f}",
+        },
+    }
 
 
 def trial_folder(sweep: Path, number: int) -> Path:
@@ -82,27 +93,39 @@ def trial_entry(sweep: Path, number: int) -> dict[str, Any]:
     best_epoch = max(range(len(values)), key=lambda e: values[e])
     folder = trial_folder(sweep, number)
     return {
-        "number": number, "state": state, "params": params,
+        "number": number,
+        "state": state,
+        "params": params,
         "value": None if state == "FAIL" else values[best_epoch],
-        "best_epoch": best_epoch, "last_epoch": len(values) - 1,
+        "best_epoch": best_epoch,
+        "last_epoch": len(values) - 1,
         "checkpoint": str(folder / "train" / f"model_epoch_{best_epoch:03d}.pth"),
-        "seconds": 21.0, "failure_class": "crash" if state == "FAIL" else None,
+        "seconds": 21.0,
+        "failure_class": "crash" if state == "FAIL" else None,
         "error": "exit code 1: CUDA error" if state == "FAIL" else None,
-        "folder": str(folder), "log": str(folder / "trial.log"),
-    }  # fmt: skip
+        "folder": str(folder),
+        "log": str(folder / "trial.log"),
+    }
 
 
 def final_summary(sweep: Path, summary: dict[str, Any]) -> dict[str, Any]:
     best = trial_entry(sweep, BEST)
     summary["status"] = "FINISHED"
     summary["best"] = {
-        "trial": BEST, "params": best["params"], "value": best["value"], "metric": "val_mAP50",
-        "best_epoch": best["best_epoch"], "checkpoint": best["checkpoint"], "folder": best["folder"],
-    }  # fmt: skip
+        "trial": BEST,
+        "params": best["params"],
+        "value": best["value"],
+        "metric": "val_mAP50",
+        "best_epoch": best["best_epoch"],
+        "checkpoint": best["checkpoint"],
+        "folder": best["folder"],
+    }
     return summary
 
 
-def run_sweep(tracker: Any, sweep: Path, stop_after: tuple[int, int] | None = None, hook: Any = None) -> dict:
+def run_sweep(
+    tracker: SweepTracker, sweep: Path, stop_after: tuple[int, int] | None = None, hook: Any = None
+) -> dict:
     """Drives ``tracker`` as the sweep does, writing summary.json as it goes.
 
     ``hook()`` is called once, when trial ``stop_after[0]`` has reported epoch ``stop_after[1]``.

@@ -21,9 +21,13 @@ QUANTIZE_ROWS = json.loads((ROOT / "schemas" / "quantize.schema.json").read_text
 
 def automl(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "automl.cli", *args], capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "automl.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        check=False,
+    )
 
 
 def summary(folder: Path) -> dict:
@@ -38,9 +42,14 @@ def trained(synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         folder / "spec.yaml", tiny_spec(synthetic_data, folder / "out", train={"num_epochs": 1})
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "model.cli", "train", "-e", str(spec)], cwd=ROOT, capture_output=True, text=True,
-        timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+        [sys.executable, "-m", "model.cli", "train", "-e", str(spec)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     checkpoints = sorted((folder / "out" / "train").glob("model_epoch_*.pth"))
     assert checkpoints
@@ -52,12 +61,16 @@ def test_distill_sweep_runs_rtdetr_distill_trials_ranked_by_val_map50(synthetic_
     spec["distill"] = {
         "teacher": dict(spec["model"]),
         "pretrained_teacher_model_path": str(trained),
-        "bindings": [{"student_module_name": "srcs", "teacher_module_name": "srcs", "criterion": "IOU", "weight": 1.0}],
-    }  # fmt: skip
+        "bindings": [
+            {"student_module_name": "srcs", "teacher_module_name": "srcs", "criterion": "IOU", "weight": 1.0}
+        ],
+    }
     spec_file = write_spec(tmp_path / "distill.yaml", spec)
-    proc = automl("run", "--action", "distill", "-e", str(spec_file), "--trials", "2", "--max-epochs", "2",
-                  "--results-dir", str(tmp_path), "--name", "d", "--seed", "0",
-                  "--param", "train.optim.lr=1e-4:3e-3:log", "--no-track")  # fmt: skip
+    proc = automl(
+        *["run", "--action", "distill", "-e", str(spec_file), "--trials", "2"],
+        *["--max-epochs", "2", "--results-dir", str(tmp_path), "--name", "d"],
+        *["--seed", "0", "--param", "train.optim.lr=1e-4:3e-3:log", "--no-track"],
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = summary(tmp_path / "d")
     assert data["action"] == "distill" and data["metric"]["name"] == "val_mAP50"
@@ -89,11 +102,13 @@ def test_quantize_sweep_samples_only_allowed_combinations_and_ranks_by_quantized
         "layers": [{"module_name": "*", "weights": {"dtype": "int8"}}],
     }
     spec_file = write_spec(tmp_path / "quantize.yaml", spec)
-    proc = automl("run", "--action", "quantize", "-e", str(spec_file), "--trials", "3",
-                  "--results-dir", str(tmp_path), "--name", "q", "--seed", "1", "--no-track",
-                  "--setting", "run_baseline=true",
-                  # modelopt's CPU calibration is too slow for a test; its rows are sampled in the test below
-                  "--param", "quantize.backend=torchao")  # fmt: skip
+    proc = automl(
+        *["run", "--action", "quantize", "-e", str(spec_file), "--trials", "3"],
+        *["--results-dir", str(tmp_path), "--name", "q", "--seed", "1", "--no-track"],
+        *["--setting", "run_baseline=true"],
+        # modelopt's CPU calibration is too slow for a test; its rows are sampled in the test below
+        *["--param", "quantize.backend=torchao"],
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = summary(tmp_path / "q")
     assert data["action"] == "quantize" and data["metric"]["name"] == "test_mAP50"
@@ -122,11 +137,16 @@ def test_quantize_sweep_samples_only_allowed_combinations_and_ranks_by_quantized
 
 def test_quantize_sweep_refuses_an_early_stopping_algorithm_before_running(synthetic_data, trained, tmp_path):
     spec = tiny_spec(synthetic_data, tmp_path / "unused")
-    spec["quantize"] = {"model_path": str(trained), "device": "cpu",
-                        "layers": [{"module_name": "*", "weights": {"dtype": "int8"}}]}  # fmt: skip
+    spec["quantize"] = {
+        "model_path": str(trained),
+        "device": "cpu",
+        "layers": [{"module_name": "*", "weights": {"dtype": "int8"}}],
+    }
     spec_file = write_spec(tmp_path / "quantize.yaml", spec)
-    proc = automl("run", "--action", "quantize", "-e", str(spec_file), "--algorithm", "hyperband",
-                  "--results-dir", str(tmp_path), "--name", "q", "--no-track")  # fmt: skip
+    proc = automl(
+        *["run", "--action", "quantize", "-e", str(spec_file), "--algorithm", "hyperband"],
+        *["--results-dir", str(tmp_path), "--name", "q", "--no-track"],
+    )
     assert proc.returncode != 0
     assert "has no epochs" in proc.stderr and "automl_algorithm=tpe" in proc.stderr
     assert not (tmp_path / "q").exists()
@@ -139,8 +159,14 @@ def test_the_quantize_space_samples_whole_allowed_rows_of_every_backend():
     from automl.space.sampling import sample_params
 
     schema = json.loads((ROOT / "schemas" / "quantize.schema.json").read_text())
-    base = {"quantize": {"backend": "torchao", "mode": "weight_only_ptq", "algorithm": "minmax",
-                         "layers": [{"module_name": "*", "weights": {"dtype": "int8"}}, {"module_name": "x"}]}}  # fmt: skip
+    base = {
+        "quantize": {
+            "backend": "torchao",
+            "mode": "weight_only_ptq",
+            "algorithm": "minmax",
+            "layers": [{"module_name": "*", "weights": {"dtype": "int8"}}, {"module_name": "x"}],
+        }
+    }
     space = quantize_space(schema, base)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
@@ -189,10 +215,12 @@ def test_a_modelopt_quantize_trial_completes_with_the_quantized_models_map50(
         "layers": [{"module_name": "*", "weights": {"dtype": "int8"}}],
     }
     spec_file = write_spec(tmp_path / "quantize.yaml", spec)
-    proc = automl("run", "--action", "quantize", "-e", str(spec_file), "--trials", "1", "--results-dir",
-                  str(tmp_path), "--name", "m", "--seed", "0", "--no-track",
-                  "--param", f"quantize.backend={backend}", "--param", "quantize.algorithm=max",
-                  "--param", "quantize.layers[*].weights.dtype=int8")  # fmt: skip
+    proc = automl(
+        *["run", "--action", "quantize", "-e", str(spec_file), "--trials", "1"],
+        *["--results-dir", str(tmp_path), "--name", "m", "--seed", "0", "--no-track"],
+        *["--param", f"quantize.backend={backend}", "--param", "quantize.algorithm=max"],
+        *["--param", "quantize.layers[*].weights.dtype=int8"],
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (trial,) = summary(tmp_path / "m")["trials"]
     assert trial["state"] == "COMPLETE"

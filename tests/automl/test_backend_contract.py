@@ -25,13 +25,42 @@ from tests.conftest import tiny_spec, write_spec
 pytestmark = pytest.mark.slow
 
 SUMMARY_FIELDS = {
-    "name", "status", "started", "action", "metric", "policy", "backend", "algorithm", "settings", "config",
-    "space", "max_epochs", "trials", "best", "pipeline", "stopped_early", "failure", "finished", "updated",
-}  # fmt: skip
+    "name",
+    "status",
+    "started",
+    "action",
+    "metric",
+    "policy",
+    "backend",
+    "algorithm",
+    "settings",
+    "config",
+    "space",
+    "max_epochs",
+    "trials",
+    "best",
+    "pipeline",
+    "stopped_early",
+    "failure",
+    "finished",
+    "updated",
+}
 TRIAL_FIELDS = {
-    "number", "state", "params", "folder", "started", "value", "best_epoch", "last_epoch", "last_value",
-    "checkpoint", "seconds", "failure_class", "error", "log",
-}  # fmt: skip
+    "number",
+    "state",
+    "params",
+    "folder",
+    "started",
+    "value",
+    "best_epoch",
+    "last_epoch",
+    "last_value",
+    "checkpoint",
+    "seconds",
+    "failure_class",
+    "error",
+    "log",
+}
 BEST_FIELDS = {"trial", "params", "value", "metric", "best_epoch", "last_value", "checkpoint", "folder"}
 
 
@@ -51,7 +80,11 @@ def summary(folder: Path) -> dict[str, Any]:
 
 def epoch_values(folder: Path, metric: str) -> dict[int, float]:
     lines = [json.loads(s) for s in (folder / "train" / "status.json").read_text().splitlines() if s.strip()]
-    return {s["epoch"]: float(s["kpi"][metric]) for s in lines if s["status"] == "RUNNING" and metric in s.get("kpi", {})}
+    return {
+        s["epoch"]: float(s["kpi"][metric])
+        for s in lines
+        if s["status"] == "RUNNING" and metric in s.get("kpi", {})
+    }
 
 
 class BackendContract:
@@ -64,20 +97,26 @@ class BackendContract:
 
     def run(self, spec: Path, folder: Path, *args: str) -> subprocess.CompletedProcess:
         return automl(
-            "run", "-e", str(spec), "--results-dir", str(folder.parent), "--name", folder.name, "--no-pipeline",
-            *self.extra(folder), *args,
-        )  # fmt: skip
+            *["run", "-e", str(spec), "--results-dir", str(folder.parent)],
+            *["--name", folder.name, "--no-pipeline", *self.extra(folder), *args],
+        )
 
     @pytest.fixture(scope="class")
     def spec(self, synthetic_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         folder = tmp_path_factory.mktemp(f"contract-{self.backend}")
-        return write_spec(folder / "spec.yaml", tiny_spec(synthetic_data, folder / "unused", train={"num_epochs": 3}))
+        return write_spec(
+            folder / "spec.yaml", tiny_spec(synthetic_data, folder / "unused", train={"num_epochs": 3})
+        )
 
     @pytest.fixture(scope="class")
     def loss_sweep(self, spec: Path) -> tuple[subprocess.CompletedProcess, Path]:
         folder = spec.parent / "loss"
-        proc = self.run(spec, folder, "--trials", "2", "--max-epochs", "3", "--seed", "0", "--algorithm", "random",
-                        "--setting", "metric=val_loss", "--param", "train.optim.lr=1e-4:3e-3:log", "--no-track")  # fmt: skip
+        proc = self.run(
+            spec,
+            folder,
+            *["--trials", "2", "--max-epochs", "3", "--seed", "0", "--algorithm", "random"],
+            *["--setting", "metric=val_loss", "--param", "train.optim.lr=1e-4:3e-3:log", "--no-track"],
+        )
         return proc, folder
 
     def test_the_same_fields_and_a_minimized_metrics_best_epoch(self, loss_sweep) -> None:
@@ -88,7 +127,8 @@ class BackendContract:
         assert data["status"] == "FINISHED" and data["backend"] == self.backend
         assert data["metric"]["name"] == "val_loss" and data["metric"]["direction"] == "minimize"
         trials = data["trials"]
-        assert len(trials) == 2 and all(TRIAL_FIELDS <= set(t) for t in trials), [TRIAL_FIELDS - set(t) for t in trials]
+        missing = [TRIAL_FIELDS - set(t) for t in trials]
+        assert len(trials) == 2 and not any(missing), missing
         for t in trials:  # each trial's score is its lowest val_loss, and the checkpoint is that epoch's
             values = epoch_values(Path(t["folder"]), "val_loss")
             lowest = min(values, key=lambda e: (values[e], e))
@@ -118,8 +158,13 @@ class BackendContract:
     def test_failures_keep_their_class_and_stop_the_sweep_with_the_shared_cause(self, spec: Path) -> None:
         # batch 64 on a 16-image train set: no training step, a data error
         folder = spec.parent / "fail"
-        proc = self.run(spec, folder, "--trials", "3", "--max-epochs", "1", "--no-track",
-                        "--setting", "automl_hyperparameters=[dataset.batch_size]", "--param", "dataset.batch_size=64,128")  # fmt: skip
+        proc = self.run(
+            spec,
+            folder,
+            *["--trials", "3", "--max-epochs", "1", "--no-track"],
+            *["--setting", "automl_hyperparameters=[dataset.batch_size]"],
+            *["--param", "dataset.batch_size=64,128"],
+        )
         assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
         data = summary(folder)
         assert data["status"] == "FAILED" and data["best"] is None
@@ -130,8 +175,12 @@ class BackendContract:
 
     def test_the_time_budget_stops_the_search_and_keeps_the_result(self, spec: Path) -> None:
         folder = spec.parent / "budget"
-        proc = self.run(spec, folder, "--trials", "4", "--max-epochs", "3", "--seed", "0", "--concurrency", "1",
-                        "--time-budget", "1s", "--no-track")  # fmt: skip
+        proc = self.run(
+            spec,
+            folder,
+            *["--trials", "4", "--max-epochs", "3", "--seed", "0"],
+            *["--concurrency", "1", "--time-budget", "1s", "--no-track"],
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         data = summary(folder)
         assert data["stopped_early"] == "time budget used up"
@@ -142,11 +191,18 @@ class BackendContract:
 
     def test_a_resume_after_sigkill_finishes_the_budget_from_the_checkpoints(self, spec: Path) -> None:
         folder = spec.parent / "killed"
-        cmd = [sys.executable, "-m", "automl.cli", "run", "-e", str(spec), "--results-dir", str(folder.parent),
-               "--name", folder.name, "--no-pipeline", "--no-track", *self.extra(folder), "--trials", "2",
-               "--max-epochs", "3", "--concurrency", "1", "--seed", "5", "--algorithm", "random"]  # fmt: skip
-        driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+        cmd = [
+            *[sys.executable, "-m", "automl.cli", "run", "-e", str(spec)],
+            *["--results-dir", str(folder.parent), "--name", folder.name, "--no-pipeline"],
+            *["--no-track", *self.extra(folder), "--trials", "2", "--max-epochs", "3"],
+            *["--concurrency", "1", "--seed", "5", "--algorithm", "random"],
+        ]
+        driver = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         try:
             deadline = time.time() + 400
             while time.time() < deadline:  # the first trial has saved a checkpoint

@@ -167,9 +167,14 @@ def test_a_sweep_packs_two_gpu_trials_on_four_faked_gpus(tmp_path, monkeypatch):
     base = {"train": {"num_gpus": 2, "num_epochs": 1}}
     space = SearchSpace([SearchParam("train.optim.lr", "float", 1e-3, 1e-4, 1e-2, "log")])
     plan = SweepPlan(
-        folder=tmp_path / "sweep", base_spec=base, space=space, settings=settings, max_epochs=1,
-        concurrency=concurrency(settings, base, gpus), devices=gpus,
-    )  # fmt: skip
+        folder=tmp_path / "sweep",
+        base_spec=base,
+        space=space,
+        settings=settings,
+        max_epochs=1,
+        concurrency=concurrency(settings, base, gpus),
+        devices=gpus,
+    )
     assert plan.concurrency == 2  # one trial per pair of GPUs
     (tmp_path / "sweep").mkdir()
     record = SweepSummary(tmp_path / "sweep", {"name": "gpus", "settings": {}, "config": {}})

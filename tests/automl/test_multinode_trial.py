@@ -51,10 +51,16 @@ def test_a_two_node_trial_runs_through_automl_run(synthetic_data: Path, tmp_path
     rendezvous = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1"}
     env = {**os.environ, **rendezvous}
     orchestrator = subprocess.Popen(
-        [sys.executable, "-m", "automl.cli", "run", "-e", str(spec), "train.num_nodes=2", "--policy", "off",
-         "--results-dir", str(tmp_path), "--name", "mn", "--no-track", "--no-pipeline"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            *[sys.executable, "-m", "automl.cli", "run", "-e", str(spec)],
+            *["train.num_nodes=2", "--policy", "off", "--results-dir", str(tmp_path)],
+            *["--name", "mn", "--no-track", "--no-pipeline"],
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     trial_spec = tmp_path / "mn" / "trials" / "0000" / "spec.yaml"
     deadline = time.monotonic() + 120
     while not trial_spec.is_file():
@@ -63,8 +69,11 @@ def test_a_two_node_trial_runs_through_automl_run(synthetic_data: Path, tmp_path
         time.sleep(0.5)
     node1 = subprocess.run(
         [sys.executable, "-m", "model.cli", "train", "-e", str(trial_spec)],
-        env={**env, "NODE_RANK": "1"}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env={**env, "NODE_RANK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out, _ = orchestrator.communicate(timeout=300)
     assert orchestrator.returncode == 0, out[-3000:]
     assert node1.returncode == 0, node1.stdout[-2000:] + node1.stderr[-2000:]

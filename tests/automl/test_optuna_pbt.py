@@ -72,8 +72,14 @@ def test_explore_moves_training_parameters_only(space) -> None:
 
 
 def test_clones_copy_a_top_trial_after_the_founders(space, tmp_path: Path) -> None:
-    settings = parse_settings({"automl_algorithm": "pbt", "automl_population_size": 4, "automl_eval_interval": 3,
-                               "automl_max_generations": 2})  # fmt: skip
+    settings = parse_settings(
+        {
+            "automl_algorithm": "pbt",
+            "automl_population_size": 4,
+            "automl_eval_interval": 3,
+            "automl_max_generations": 2,
+        }
+    )
     population = Population(space, settings, seed=1)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
     study.enqueue_trial({})  # a waiting trial (the baseline) is not a launched founder
@@ -108,8 +114,13 @@ def test_clones_copy_a_top_trial_after_the_founders(space, tmp_path: Path) -> No
 
 
 def automl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "automl.cli", *args], capture_output=True, text=True,
-                          timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "automl.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 @pytest.mark.slow
@@ -118,10 +129,12 @@ def test_a_pbt_sweep_continues_the_baselines_best_checkpoint(synthetic_data: Pat
     checkpoint for one more epoch at a perturbed lr, which the trainer applies."""
     spec = tiny_spec(synthetic_data, tmp_path / "unused", train={"num_epochs": 2})
     path = write_spec(tmp_path / "spec.yaml", spec)
-    proc = automl("run", "-e", str(path), "--algorithm", "pbt", "--trials", "3", "--max-epochs", "2",
-                  "--setting", "run_baseline=true", "--setting", "automl_population_size=1",
-                  "--setting", "automl_eval_interval=1", "--results-dir", str(tmp_path), "--name", "p",
-                  "--seed", "0", "--experiment", "pbt", "--no-pipeline")  # fmt: skip
+    proc = automl(
+        *["run", "-e", str(path), "--algorithm", "pbt", "--trials", "3", "--max-epochs", "2"],
+        *["--setting", "run_baseline=true", "--setting", "automl_population_size=1"],
+        *["--setting", "automl_eval_interval=1", "--results-dir", str(tmp_path)],
+        *["--name", "p", "--seed", "0", "--experiment", "pbt", "--no-pipeline"],
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads((tmp_path / "p" / "summary.json").read_text())
     trials = {t["number"]: t for t in data["trials"]}

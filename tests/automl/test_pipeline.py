@@ -22,9 +22,13 @@ STEPS = ["evaluate", "export", "gen_trt_engine", "engine_evaluate"]
 
 def automl(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "automl.cli", *args], capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "automl.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        check=False,
+    )
 
 
 def summary(folder: Path) -> dict:
@@ -143,8 +147,12 @@ def test_rerun_records_failed_steps_and_keeps_the_best(sweep):
     folder, _ = sweep
     before = summary(folder)["best"]
     # evaluate cannot read its test set; export is given an opset the exporter rejects
-    proc = automl("pipeline", str(folder), "dataset.test_data_sources.json_file=/nowhere/test.json",
-                  "export.opset_version=11")  # fmt: skip
+    proc = automl(
+        "pipeline",
+        str(folder),
+        "dataset.test_data_sources.json_file=/nowhere/test.json",
+        "export.opset_version=11",
+    )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = summary(folder)
     assert data["best"] == before and data["status"] == "FINISHED"
@@ -173,8 +181,10 @@ def test_no_pipeline_flag(synthetic_data, tmp_path):
     spec = write_spec(
         tmp_path / "spec.yaml", tiny_spec(synthetic_data, tmp_path / "unused", train={"num_epochs": 1})
     )
-    proc = automl("run", "-e", str(spec), "--policy", "off", "--results-dir", str(tmp_path), "--name", "n",
-                  "--no-pipeline", "--no-track")  # fmt: skip
+    proc = automl(
+        *["run", "-e", str(spec), "--policy", "off", "--results-dir", str(tmp_path)],
+        *["--name", "n", "--no-pipeline", "--no-track"],
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert summary(tmp_path / "n")["pipeline"] == {} and not (tmp_path / "n" / "best").exists()
     assert "pipeline evaluate" not in proc.stdout and "pipeline:" not in proc.stdout
@@ -182,8 +192,15 @@ def test_no_pipeline_flag(synthetic_data, tmp_path):
 
 def test_missing_test_set_falls_back_to_val_and_says_so(synthetic_data, tmp_path):
     sources = data_sources(synthetic_data)
-    spec = {"results_dir": "/trial", "dataset": {**sources, "test_data_sources": {"image_dir": "", "json_file": ""},
-            "augmentation": {"eval_spatial_size": [96, 128]}}, "train": {"results_dir": "/elsewhere"}}  # fmt: skip
+    spec = {
+        "results_dir": "/trial",
+        "dataset": {
+            **sources,
+            "test_data_sources": {"image_dir": "", "json_file": ""},
+            "augmentation": {"eval_spatial_size": [96, 128]},
+        },
+        "train": {"results_dir": "/elsewhere"},
+    }
     out, source = pipeline_spec(spec, tmp_path / "best")
     assert source == "val" and out["dataset"]["test_data_sources"] == sources["val_data_sources"]
     assert out["results_dir"] == str(tmp_path / "best") and "results_dir" not in out["train"]

@@ -25,9 +25,12 @@ from tests.conftest import tiny_spec, write_spec
 
 def automl(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "automl.cli", *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "automl.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
-    )  # fmt: skip
+    )
 
 
 def live_trial_processes(marker: str) -> list[str]:
@@ -103,8 +106,10 @@ def test_bohb_without_its_packages_says_what_to_install(synthetic_data: Path, tm
     except ImportError:
         pass
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec(synthetic_data, tmp_path / "unused"))
-    proc = automl("run", "-e", str(spec), "--backend", "ray", "--algorithm", "bohb", "--trials", "2",
-                  "--results-dir", str(tmp_path), "--name", "b", "--no-track", "--no-pipeline")  # fmt: skip
+    proc = automl(
+        *["run", "-e", str(spec), "--backend", "ray", "--algorithm", "bohb", "--trials", "2"],
+        *["--results-dir", str(tmp_path), "--name", "b", "--no-track", "--no-pipeline"],
+    )
     assert proc.returncode != 0
     assert "pip install ConfigSpace hpbandster" in proc.stderr, proc.stderr[-2000:]
     assert not live_trial_processes(str(tmp_path))
@@ -118,9 +123,11 @@ def test_asha_sweep_on_local_ray(synthetic_data: Path, tmp_path: Path) -> None:
     spec = write_spec(
         tmp_path / "spec.yaml", tiny_spec(synthetic_data, tmp_path / "unused", train={"num_epochs": 2})
     )
-    proc = automl("run", "-e", str(spec), "--backend", "ray", "--trials", "3", "--max-epochs", "2",
-                  "--concurrency", "2", "--results-dir", str(tmp_path), "--name", "r1", "--seed", "0",
-                  "--param", "train.optim.lr=1e-4:3e-3:log", "--no-pipeline")  # fmt: skip
+    proc = automl(
+        *["run", "-e", str(spec), "--backend", "ray", "--trials", "3", "--max-epochs", "2"],
+        *["--concurrency", "2", "--results-dir", str(tmp_path), "--name", "r1"],
+        *["--seed", "0", "--param", "train.optim.lr=1e-4:3e-3:log", "--no-pipeline"],
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads((tmp_path / "r1" / "summary.json").read_text())
     assert data["status"] == "FINISHED" and data["backend"] == "ray"
@@ -164,9 +171,11 @@ def test_pbt_clones_the_top_trial_and_perturbs(synthetic_data: Path, tmp_path: P
     spec = write_spec(
         tmp_path / "spec.yaml", tiny_spec(synthetic_data, tmp_path / "unused", train={"num_epochs": 2})
     )
-    proc = automl("run", "-e", str(spec), "--backend", "ray", "--algorithm", "pbt", "--trials", "2",
-                  "--max-epochs", "2", "--concurrency", "2", "--results-dir", str(tmp_path), "--name", "p1",
-                  "--seed", "0", "--no-track", "--no-pipeline")  # fmt: skip
+    proc = automl(
+        *["run", "-e", str(spec), "--backend", "ray", "--algorithm", "pbt", "--trials", "2"],
+        *["--max-epochs", "2", "--concurrency", "2", "--results-dir", str(tmp_path)],
+        *["--name", "p1", "--seed", "0", "--no-track", "--no-pipeline"],
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads((tmp_path / "p1" / "summary.json").read_text())
     assert data["status"] == "FINISHED" and data["ray"]["scheduler"] == "pbt"
@@ -221,11 +230,16 @@ def test_resume_after_the_driver_is_killed(synthetic_data: Path, tmp_path: Path)
     )
     summary = tmp_path / "k1" / "summary.json"
     driver = subprocess.Popen(
-        [sys.executable, "-m", "automl.cli", "run", "-e", str(spec), "--backend", "ray", "--trials", "2",
-         "--max-epochs", "6", "--concurrency", "1", "--results-dir", str(tmp_path), "--name", "k1", "--seed", "0",
-         "--no-track", "--no-pipeline", "--param", "train.optim.lr=1e-4:3e-3:log"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+        [
+            *[sys.executable, "-m", "automl.cli", "run", "-e", str(spec), "--backend", "ray"],
+            *["--trials", "2", "--max-epochs", "6", "--concurrency", "1"],
+            *["--results-dir", str(tmp_path), "--name", "k1", "--seed", "0", "--no-track"],
+            *["--no-pipeline", "--param", "train.optim.lr=1e-4:3e-3:log"],
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     try:
 
         def trial_0_validated() -> bool:

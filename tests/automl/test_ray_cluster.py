@@ -50,14 +50,8 @@ def two_node_cluster(cluster_env: dict[str, str]) -> Iterator[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **cluster_env}
     address = f"127.0.0.1:{_free_port()}"
     common = [
-        "--num-cpus",
-        "1",
-        "--num-gpus",
-        "0",
-        "--object-store-memory",
-        OBJECT_STORE,
-        "--node-ip-address",
-        "127.0.0.1",
+        *["--num-cpus", "1", "--num-gpus", "0"],
+        *["--object-store-memory", OBJECT_STORE, "--node-ip-address", "127.0.0.1"],
     ]
     try:
         head = _ray(
@@ -96,10 +90,13 @@ def test_trials_run_on_both_nodes(
     spec = write_spec(
         tmp_path / "spec.yaml", tiny_spec(synthetic_data, tmp_path / "unused", train={"num_epochs": 1})
     )
-    proc = automl("run", "-e", str(spec), "--backend", "ray", "--ray-address", two_node_cluster,
-                  "--algorithm", "random", "--trials", "2", "--max-epochs", "1", "--concurrency", "2",
-                  "--results-dir", str(tmp_path), "--name", "c1", "--seed", "1", "--no-track", "--no-pipeline",
-                  "--param", "train.optim.lr=1e-4:3e-3:log", env=cluster_env)  # fmt: skip
+    proc = automl(
+        *["run", "-e", str(spec), "--backend", "ray", "--ray-address", two_node_cluster],
+        *["--algorithm", "random", "--trials", "2", "--max-epochs", "1", "--concurrency", "2"],
+        *["--results-dir", str(tmp_path), "--name", "c1", "--seed", "1", "--no-track"],
+        *["--no-pipeline", "--param", "train.optim.lr=1e-4:3e-3:log"],
+        env=cluster_env,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads((tmp_path / "c1" / "summary.json").read_text())
     assert data["status"] == "FINISHED" and data["backend"] == "ray"

@@ -83,18 +83,24 @@ def test_sampler_and_fidelity_override_either_half() -> None:
         ({"override_automl_disabled_params": True}, "override_disabled_params", True),
         ({"automl_delete_intermediate_ckpt": False}, "delete_intermediate_ckpt", False),
         ({"automl_hyperparameters": ["train.optim.lr"]}, "hyperparameters", ("train.optim.lr",)),
-        ({"automl_hyperparameters": "[train.optim.lr, model.dec_layers]"}, "hyperparameters",
-         ("train.optim.lr", "model.dec_layers")),
+        (
+            {"automl_hyperparameters": "[train.optim.lr, model.dec_layers]"},
+            "hyperparameters",
+            ("train.optim.lr", "model.dec_layers"),
+        ),
         ({"automl_algorithm": "asha", "automl_max_trials": 30}, "max_trials", 30),
         ({"automl_algorithm": "pbt", "automl_population_size": 4}, "population_size", 4),
         ({"automl_algorithm": "pbt", "automl_perturbation_factor": 1.5}, "perturbation_factor", 1.5),
         ({"timeout_per_trial": 90}, "timeout_per_trial", 90.0),
         ({"timeout_per_trial": "30m"}, "timeout_per_trial", 1800.0),
         ({"timeout_per_trial": "1.5h"}, "timeout_per_trial", 5400.0),
-        ({"custom_param_ranges": {"train.optim.lr": "1e-5:1e-3"}}, "custom_param_ranges",
-         {"train.optim.lr": "1e-5:1e-3"}),
+        (
+            {"custom_param_ranges": {"train.optim.lr": "1e-5:1e-3"}},
+            "custom_param_ranges",
+            {"train.optim.lr": "1e-5:1e-3"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_tao_names_and_aliases(pairs: dict[str, Any], field: str, value: Any) -> None:
     assert getattr(parse_settings(pairs), field) == value
 
@@ -135,8 +141,14 @@ def test_unknown_setting_without_a_close_match_lists_the_known_ones() -> None:
         ({"automl_max_recommendations": True}, "automl_max_recommendations: got True"),
         ({"num_recommendations": 2.5}, "num_recommendations: got 2.5"),
         ({"automl_nu": 1}, "automl_nu: got 1; expected an integer >= 2"),
-        ({"automl_delete_intermediate_ckpt": "yes"}, "automl_delete_intermediate_ckpt: got 'yes'; expected true or false"),
-        ({"automl_algorithm": "bayes"}, "automl_algorithm: got 'bayes'; expected one of .*did you mean bayesian"),
+        (
+            {"automl_delete_intermediate_ckpt": "yes"},
+            "automl_delete_intermediate_ckpt: got 'yes'; expected true or false",
+        ),
+        (
+            {"automl_algorithm": "bayes"},
+            "automl_algorithm: got 'bayes'; expected one of .*did you mean bayesian",
+        ),
         ({"automl_algorithm": "dehb"}, "'dehb' is a TAO algorithm this tool does not run"),
         ({"fidelity": "sha"}, "fidelity: got 'sha'; expected one of hyperband, asha, median, none"),
         ({"sampler": "cmaes"}, "sampler: got 'cmaes'"),
@@ -148,7 +160,7 @@ def test_unknown_setting_without_a_close_match_lists_the_known_ones() -> None:
         ({"automl_R": 9, "automl_max_epochs": 27}, "automl_max_epochs: given twice, as automl_R=9"),
         ({"automl_checkpoint_retention_strategy": "all"}, "expected one of auto, best, terminal"),
     ],
-)  # fmt: skip
+)
 def test_bad_values_name_the_setting_and_the_value(pairs: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingError, match=message):
         parse_settings(pairs)

@@ -40,7 +40,9 @@ BASE = {"train": {"num_epochs": 4, "checkpoint_interval": 1, "validation_interva
 
 def _loop(settings: AutomlSettings, tmp: Path) -> SweepLoop:
     plan = SweepPlan(tmp, BASE, SPACE, settings, max_epochs=4, concurrency=1)
-    display = SimpleNamespace(trial_finished=lambda *a: None, trial_started=lambda *a, **k: None, epoch=lambda *a: None)
+    display = SimpleNamespace(
+        trial_finished=lambda *a: None, trial_started=lambda *a, **k: None, epoch=lambda *a: None
+    )
     return SweepLoop(plan, SweepSummary(tmp, {}), display)  # type: ignore[arg-type]
 
 
@@ -163,9 +165,15 @@ ROWS: dict[str, tuple[dict[str, Any], Probe | str]] = {
     "automl_reduction_factor": ({"automl_reduction_factor": 2}, pruner_kind),
     "epoch_multiplier": ({"epoch_multiplier": 2}, epochs),
     "automl_hyperparameters": ({"automl_hyperparameters": ["train.optim.lr"]}, space_names),
-    "automl_custom_param_ranges": ({"automl_custom_param_ranges": {"train.optim.lr": [1e-5, 1e-4]}}, space_names),
+    "automl_custom_param_ranges": (
+        {"automl_custom_param_ranges": {"train.optim.lr": [1e-5, 1e-4]}},
+        space_names,
+    ),
     "override_automl_disabled_params": (
-        {"override_automl_disabled_params": True, "automl_hyperparameters": ["train.optim.lr", "model.hidden_dim"]},
+        {
+            "override_automl_disabled_params": True,
+            "automl_hyperparameters": ["train.optim.lr", "model.hidden_dim"],
+        },
         space_names,
     ),
     "automl_delete_intermediate_ckpt": ({"automl_delete_intermediate_ckpt": False}, checkpoints_left),
@@ -174,16 +182,28 @@ ROWS: dict[str, tuple[dict[str, Any], Probe | str]] = {
         trial_spec,
     ),
     "automl_max_trials": ({"automl_algorithm": "asha", "automl_max_trials": 3}, trials_allowed),
-    "automl_min_top_configs": ({"automl_algorithm": "asha", "automl_min_top_configs": 3}, "automl_max_recommendations"),
-    "automl_early_stop_threshold": ({"automl_algorithm": "hyperband_es", "automl_early_stop_threshold": 0.01}, plateau),
-    "automl_min_early_stop_epochs": ({"automl_algorithm": "hyperband_es", "automl_min_early_stop_epochs": 2}, plateau),
+    "automl_min_top_configs": (
+        {"automl_algorithm": "asha", "automl_min_top_configs": 3},
+        "automl_max_recommendations",
+    ),
+    "automl_early_stop_threshold": (
+        {"automl_algorithm": "hyperband_es", "automl_early_stop_threshold": 0.01},
+        plateau,
+    ),
+    "automl_min_early_stop_epochs": (
+        {"automl_algorithm": "hyperband_es", "automl_min_early_stop_epochs": 2},
+        plateau,
+    ),
     "automl_kde_samples": ({"automl_algorithm": "bohb", "automl_kde_samples": 8}, tpe_model),
     "automl_top_n_percent": ({"automl_algorithm": "bohb", "automl_top_n_percent": 40.0}, tpe_model),
     "automl_min_points_in_model": ({"automl_algorithm": "bohb", "automl_min_points_in_model": 3}, tpe_model),
     "automl_population_size": ({"automl_algorithm": "pbt", "automl_population_size": 3}, population),
     "automl_max_generations": ({"automl_algorithm": "pbt", "automl_max_generations": 3}, population),
     "automl_eval_interval": ({"automl_algorithm": "pbt", "automl_eval_interval": 3}, population),
-    "automl_perturbation_factor": ({"automl_algorithm": "pbt", "automl_perturbation_factor": 1.5}, population),
+    "automl_perturbation_factor": (
+        {"automl_algorithm": "pbt", "automl_perturbation_factor": 1.5},
+        population,
+    ),
     "metric": ({"metric": "val_loss"}, objective),
     "direction": ({"direction": "minimize"}, objective),
     "timeout_per_trial": ({"timeout_per_trial": "5m"}, trial_timeout),
@@ -244,11 +264,17 @@ def test_each_setting_changes_what_it_feeds_or_is_refused(
     [
         ({"automl_population_size": 4}, "applies to automl_algorithm=pbt"),
         ({"automl_algorithm": "tpe", "automl_kde_samples": 8}, "applies to automl_algorithm=bohb"),
-        ({"automl_algorithm": "hyperband", "automl_early_stop_threshold": 0.2}, "automl_algorithm=hyperband_es"),
+        (
+            {"automl_algorithm": "hyperband", "automl_early_stop_threshold": 0.2},
+            "automl_algorithm=hyperband_es",
+        ),
         ({"automl_algorithm": "tpe", "automl_max_trials": 5}, "applies to automl_algorithm=asha"),
         ({"automl_algorithm": "random", "automl_reduction_factor": 2}, "automl_algorithm=hyperband"),
         ({"automl_checkpoint_retention_strategy": "terminal"}, "use auto"),
-        ({"automl_algorithm": "asha", "automl_max_trials": 5, "automl_max_recommendations": 6}, "give one of them"),
+        (
+            {"automl_algorithm": "asha", "automl_max_trials": 5, "automl_max_recommendations": 6},
+            "give one of them",
+        ),
     ],
 )
 def test_a_setting_another_algorithm_reads_is_refused(pairs: dict[str, Any], hint: str) -> None:
@@ -258,13 +284,16 @@ def test_a_setting_another_algorithm_reads_is_refused(pairs: dict[str, Any], hin
 
 
 def test_hyperband_es_stops_a_trial_whose_metric_stopped_improving() -> None:
-    rule = plateau_rule(parse_settings({"automl_algorithm": "hyperband_es", "automl_min_early_stop_epochs": 2}))
+    rule = plateau_rule(
+        parse_settings({"automl_algorithm": "hyperband_es", "automl_min_early_stop_epochs": 2})
+    )
     assert rule is not None
     assert not rule.stops([0.1, 0.2])  # not enough epochs yet
     assert rule.stops([0.1, 0.5, 0.51, 0.52])  # +4 % over the last 2 epochs: under the 10 % threshold
     assert not rule.stops([0.1, 0.2, 0.3, 0.4])
     loss = plateau_rule(parse_settings({"automl_algorithm": "hyperband_es", "metric": "val_loss"}))
-    assert loss is not None and loss.stops([3.0, 1.0, 0.99, 0.98, 0.97]) and not loss.stops([3.0, 2.0, 1.5, 1.0])
+    assert loss is not None
+    assert loss.stops([3.0, 1.0, 0.99, 0.98, 0.97]) and not loss.stops([3.0, 2.0, 1.5, 1.0])
 
 
 def test_bohb_on_optuna_is_tpe_with_bohbs_knobs() -> None:

@@ -24,9 +24,13 @@ def automl(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproces
     if args and args[0] == "run":  # the best-trial pipeline has its own tests (test_pipeline.py)
         args = (*args, "--no-pipeline")
     return subprocess.run(
-        [sys.executable, "-m", "automl.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+        [sys.executable, "-m", "automl.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+    )
 
 
 def summary(folder: Path) -> dict:
@@ -41,8 +45,11 @@ def spec_file(synthetic_data: Path, tmp_path: Path) -> Path:
 
 
 def test_search_runs_trials_and_picks_the_best(spec_file, tmp_path):
-    proc = automl("run", "-e", str(spec_file), "--trials", "3", "--max-epochs", "2", "--results-dir", str(tmp_path),
-                  "--name", "s1", "--seed", "0", "--param", "train.optim.lr=1e-4:3e-3:log")  # fmt: skip
+    proc = automl(
+        *["run", "-e", str(spec_file), "--trials", "3", "--max-epochs", "2"],
+        *["--results-dir", str(tmp_path), "--name", "s1", "--seed", "0"],
+        *["--param", "train.optim.lr=1e-4:3e-3:log"],
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = summary(tmp_path / "s1")
     assert data["status"] == "FINISHED" and data["policy"]["decision"] == "auto"
@@ -86,9 +93,12 @@ def test_search_runs_trials_and_picks_the_best(spec_file, tmp_path):
 def test_failed_trial_is_recorded_and_the_sweep_goes_on(spec_file, tmp_path):
     # batch 64 on a 16-image train set is the zero-step trap: that trial fails with a data error;
     # the baseline trial runs the spec's own batch size (4)
-    proc = automl("run", "-e", str(spec_file), "--trials", "3", "--max-epochs", "1", "--results-dir", str(tmp_path),
-                  "--name", "s2", "--algorithm", "random", "--seed", "3", "--setting", "run_baseline=true",
-                  "--setting", "automl_hyperparameters=[dataset.batch_size]", "--param", "dataset.batch_size=4,64")  # fmt: skip
+    proc = automl(
+        *["run", "-e", str(spec_file), "--trials", "3", "--max-epochs", "1"],
+        *["--results-dir", str(tmp_path), "--name", "s2", "--algorithm", "random", "--seed", "3"],
+        *["--setting", "run_baseline=true", "--setting", "automl_hyperparameters=[dataset.batch_size]"],
+        *["--param", "dataset.batch_size=4,64"],
+    )
     data = summary(tmp_path / "s2")
     states = {t["params"]["dataset.batch_size"]: t for t in data["trials"]}
     assert 64 in states and 4 in states, data["trials"]
@@ -119,8 +129,10 @@ def test_plain_training_goes_through_the_same_path(flags, reason, spec_file, tmp
 
 def test_sweep_driven_by_taos_packaged_schema(spec_file, tmp_path, tao_skill):
     schema = tao_skill / "schemas" / "train.schema.json"
-    proc = automl("run", "-e", str(spec_file), "--schema", str(schema), "--trials", "2", "--max-epochs", "1",
-                  "--results-dir", str(tmp_path), "--name", "tao", "--seed", "1")  # fmt: skip
+    proc = automl(
+        *["run", "-e", str(spec_file), "--schema", str(schema), "--trials", "2"],
+        *["--max-epochs", "1", "--results-dir", str(tmp_path), "--name", "tao", "--seed", "1"],
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = summary(tmp_path / "tao")
     assert data["config"]["schema"] == str(schema)
@@ -132,14 +144,20 @@ def test_sweep_driven_by_taos_packaged_schema(spec_file, tmp_path, tao_skill):
 
 
 def test_plain_training_resumes_after_the_orchestrator_is_killed(synthetic_data, tmp_path):
-    spec = write_spec(tmp_path / "spec.yaml", tiny_spec(synthetic_data, tmp_path / "unused", train={"num_epochs": 3}))
+    spec = write_spec(
+        tmp_path / "spec.yaml", tiny_spec(synthetic_data, tmp_path / "unused", train={"num_epochs": 3})
+    )
     folder = tmp_path / "pk"
-    cmd = [sys.executable, "-m", "automl.cli", "run", "-e", str(spec), "--policy", "off", "--results-dir",
-           str(tmp_path), "--name", "pk", "--no-pipeline", "--no-track"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    cmd = [
+        *[sys.executable, "-m", "automl.cli", "run", "-e", str(spec), "--policy", "off"],
+        *["--results-dir", str(tmp_path), "--name", "pk", "--no-pipeline", "--no-track"],
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     deadline = time.time() + 300
-    while time.time() < deadline and not list((folder / "trials" / "0000" / "train").glob("model_epoch_*.pth")):
+    first_trial = folder / "trials" / "0000" / "train"
+    while time.time() < deadline and not list(first_trial.glob("model_epoch_*.pth")):
         time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)

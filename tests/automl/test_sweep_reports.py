@@ -22,7 +22,12 @@ class _Sweep:
 
     def __init__(self, tmp_path, study: optuna.Study, **settings):
         plan = SweepPlan(
-            folder=tmp_path, base_spec={}, space=SPACE, settings=parse_settings(settings), max_epochs=5, concurrency=1
+            folder=tmp_path,
+            base_spec={},
+            space=SPACE,
+            settings=parse_settings(settings),
+            max_epochs=5,
+            concurrency=1,
         )
         self.backend = OptunaBackend(plan)
         self.backend.study = study
@@ -54,8 +59,10 @@ def test_a_dip_after_a_lead_is_not_pruned_by_successive_halving(tmp_path):
         sweep._on_epoch(leader.number, leader, EpochReport(epoch, {"val_mAP50": value}))
     study.tell(leader, 0.4)
     challenger = study.ask()
-    pruned = [sweep._on_epoch(challenger.number, challenger, EpochReport(e, {"val_mAP50": v}))
-              for e, v in enumerate([0.1, 0.47, 0.5, 0.38])]  # fmt: skip
+    pruned = [
+        sweep._on_epoch(challenger.number, challenger, EpochReport(e, {"val_mAP50": v}))
+        for e, v in enumerate([0.1, 0.47, 0.5, 0.38])
+    ]
     # at the rung (epoch 3) its 0.38 is under the leader's 0.4, but its best epoch so far is not
     assert pruned == [False, False, False, False]
 

@@ -71,8 +71,12 @@ def test_sweep_run_holds_settings_space_best_and_plots(tracked) -> None:
     local = Path(client.download_artifacts(parent.info.run_id, "space.txt"))
     assert "train.optim.lr" in local.read_text() and "unused by AdamW" in local.read_text()
     plots = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "plots")}
-    expected = {"optimization_history.png", "parallel_coordinates.png", "param_importances.png",
-                "intermediate_values.png"}  # fmt: skip
+    expected = {
+        "optimization_history.png",
+        "parallel_coordinates.png",
+        "param_importances.png",
+        "intermediate_values.png",
+    }
     assert expected <= plots
     html = "search_plots.html" in plots
     assert html != tags["plots"].startswith("PNG only"), tags["plots"]
@@ -186,7 +190,7 @@ def test_importances_rank_the_parameter_that_drives_the_score_first() -> None:
     trials = [
         {"number": i, "state": "COMPLETE", "value": 0.1 * i, "params": {"lr": 10.0**-i, "noise": (i * 7) % 3}}
         for i in range(1, 6)
-    ]  # fmt: skip
+    ]
     shares = importances({"trials": trials})
     assert next(iter(shares)) == "lr" and sum(shares.values()) == pytest.approx(1.0)
     assert importances({"trials": trials[:1]}) == {}

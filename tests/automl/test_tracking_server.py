@@ -29,9 +29,11 @@ class MlflowServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = ["mlflow", "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-                   "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
-                   "--port", str(self.port), "--workers", "1"]  # fmt: skip
+        command = [
+            *["mlflow", "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}"],
+            *["--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1"],
+            *["--port", str(self.port), "--workers", "1"],
+        ]
         import sys
 
         command = [sys.executable, "-m", *command]
@@ -151,9 +153,12 @@ def test_real_sweep_to_a_server_that_dies_midway(server, synthetic_data, tmp_pat
         tmp_path / "spec.yaml", tiny_spec(synthetic_data, tmp_path / "unused", train={"num_epochs": 2})
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    base = [sys.executable, "-m", "automl.cli", "run", "-e", str(spec), "--trials", "2", "--max-epochs", "2",
-            "--results-dir", str(tmp_path), "--tracking-uri", server.url, "--experiment", "real-sweep",
-            "--no-pipeline"]  # the pipeline steps are child runs too: tests/automl/test_pipeline.py  # fmt: skip
+    # --no-pipeline: the pipeline steps are child runs too (tests/automl/test_pipeline.py)
+    base = [
+        *[sys.executable, "-m", "automl.cli", "run", "-e", str(spec), "--trials", "2", "--max-epochs", "2"],
+        *["--results-dir", str(tmp_path), "--tracking-uri", server.url, "--experiment", "real-sweep"],
+        "--no-pipeline",
+    ]
     first = subprocess.run([*base, "--name", "one"], capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     client = MlflowClient(tracking_uri=server.url)
@@ -185,15 +190,25 @@ def test_real_sweep_to_a_server_that_dies_midway(server, synthetic_data, tmp_pat
     assert "automl sync" in out  # the sweep said what was not logged and how to fix it
     server.start()
     client = MlflowClient(tracking_uri=server.url)
-    synced = subprocess.run([sys.executable, "-m", "automl.cli", "sync", str(tmp_path / "two")],
-                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    synced = subprocess.run(
+        [sys.executable, "-m", "automl.cli", "sync", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert synced.returncode == 0, synced.stderr[-3000:]
     parents, children = runs_of("two")
     assert len(parents) == 1 and len(children) == 2
     points = sum(len(client.get_metric_history(c.info.run_id, "val_mAP50")) for c in children)
     assert points == 4
-    again = subprocess.run([sys.executable, "-m", "automl.cli", "sync", str(tmp_path / "two")],
-                           capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    again = subprocess.run(
+        [sys.executable, "-m", "automl.cli", "sync", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert again.returncode == 0
     parents, children = runs_of("two")
     assert len(parents) == 1 and len(children) == 2

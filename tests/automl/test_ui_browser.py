@@ -19,8 +19,14 @@ from automl.tracking.ui import free_port
 from tests.automl.synthetic_sweep import TRIALS, run_sweep
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 REPO = Path(__file__).resolve().parents[2]
 
 if not Path(CHROMIUM).exists():
@@ -35,8 +41,14 @@ def start_ui(results: Path) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     code = f"from automl.tracking.ui import serve_ui; raise SystemExit(serve_ui({str(results)!r}, {port}))"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, env=env, cwd=REPO)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     url = ""
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not url:

@@ -71,11 +71,10 @@ def check_shared_sweep(
         view = {t["number"]: t for t in sweep_view(folder)["trials"]}
         assert sorted(view) == sorted(numbers)
         for t in trials:
-            assert (
-                view[t.number]["state"] == t.state.name and view[t.number]["worker"] == records[t.number]["worker"]
-            )
+            shown = view[t.number]
+            assert shown["state"] == t.state.name and shown["worker"] == records[t.number]["worker"]
             if t.state.name == "COMPLETE":
-                assert view[t.number]["value"] == pytest.approx(t.value)
+                assert shown["value"] == pytest.approx(t.value)
     # automl status / automl best, from the sweep folder and from the other worker's folder
     best_number = None
     for folder in (sweep, other):
@@ -83,8 +82,15 @@ def check_shared_sweep(
             automl_cmd("status", str(folder)), capture_output=True, text=True, timeout=120
         )
         assert status.returncode == 0, status.stderr
-        best = json.loads(subprocess.run(automl_cmd("best", str(folder), "--json"), capture_output=True,
-                                         text=True, timeout=120, check=True).stdout)  # fmt: skip
+        best = json.loads(
+            subprocess.run(
+                automl_cmd("best", str(folder), "--json"),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            ).stdout
+        )
         assert f"best: trial {best['trial']} " in status.stdout
         assert all(f" {n} " in status.stdout or f"│ {n} " in status.stdout for n in numbers), status.stdout
         best_number = best["trial"] if best_number is None else best_number
@@ -106,19 +112,23 @@ def spec_file(synthetic_data: Path, tmp_path: Path) -> Path:
 
 
 def run_shared_sweep(spec_file: Path, tmp_path: Path, storage_arg: str, name: str) -> list[str]:
-    first = start("run", "-e", str(spec_file), "--trials", str(BUDGET), "--max-epochs", "1", "--results-dir",
-                  str(tmp_path), "--name", name, "--seed", "0", "--storage", storage_arg, "--no-track", "--no-pipeline",
-                  "--algorithm", "random", "--param", "train.optim.lr=1e-4:3e-3:log", cwd=tmp_path)  # fmt: skip
+    first = start(
+        *["run", "-e", str(spec_file), "--trials", str(BUDGET)],
+        *["--max-epochs", "1", "--results-dir", str(tmp_path), "--name", name],
+        *["--seed", "0", "--storage", storage_arg, "--no-track", "--no-pipeline"],
+        *["--algorithm", "random", "--param", "train.optim.lr=1e-4:3e-3:log"],
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 120
     while not (tmp_path / name / "trials" / "0000").is_dir():  # the study exists and its first trial runs
         assert first.poll() is None, first.communicate()[0][-3000:]
         assert time.monotonic() < deadline, "the first process never started a trial"
         time.sleep(0.5)
+    other = str(tmp_path / "other")  # the second worker writes its trial folders elsewhere
     workers = [
         start("worker", "--storage", storage_arg, "--study", name, cwd=tmp_path),
-        start("worker", "--storage", storage_arg, "--study", name, "--results-dir", str(tmp_path / "other"),
-              cwd=tmp_path),
-    ]  # fmt: skip
+        start("worker", "--storage", storage_arg, "--study", name, "--results-dir", other, cwd=tmp_path),
+    ]
     return [finish(first)] + [finish(w) for w in workers]
 
 
@@ -138,8 +148,13 @@ def test_two_workers_share_a_journal_sweep(spec_file, tmp_path):
 
 def test_a_worker_names_a_missing_study(tmp_path):
     journal = tmp_path / "empty.journal"
-    proc = subprocess.run(automl_cmd("worker", "--storage", str(journal), "--study", "nope"),
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    proc = subprocess.run(
+        automl_cmd("worker", "--storage", str(journal), "--study", "nope"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     assert "no study named 'nope'" in proc.stderr and "automl run --storage" in proc.stderr
 
@@ -168,8 +183,15 @@ def test_the_budget_holds_when_processes_race(tmp_path):
 
     storage = JournalStorage(JournalFileBackend(str(journal)))
     optuna.create_study(study_name="race", storage=storage)
-    procs = [subprocess.Popen([sys.executable, str(script), str(journal)], stdout=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).resolve().parents[2]) for _ in range(4)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(journal)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        for _ in range(4)
+    ]
     ran = [int(p.communicate(timeout=120)[0].strip()) for p in procs]
     study = optuna.load_study(study_name="race", storage=storage)
     assert sum(ran) == 12 and len(counted(study.get_trials())) == 12
@@ -186,7 +208,12 @@ def test_a_worker_refuses_a_pbt_study(tmp_path):
     journal = tmp_path / "pbt.journal"
     study = optuna.create_study(study_name="pbt", storage=JournalStorage(JournalFileBackend(str(journal))))
     study.set_user_attr(DEFINITION_ATTR, {"setting_pairs": {"automl_algorithm": "pbt"}})
-    proc = subprocess.run(automl_cmd("worker", "--storage", str(journal), "--study", "pbt"),
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    proc = subprocess.run(
+        automl_cmd("worker", "--storage", str(journal), "--study", "pbt"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0 and "automl_algorithm=pbt" in proc.stderr
     assert "one `automl run`" in proc.stderr and "--backend ray" in proc.stderr

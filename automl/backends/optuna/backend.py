@@ -60,12 +60,18 @@ class OptunaBackend(AskTellBackend):
         storage = make_storage(plan.storage, plan.folder)
         create = not (resume or self.join)
         self.study = open_study(
-            plan.study or plan.folder.name, storage, plan.settings, plan.max_epochs,
-            create=create, definition=plan.definition or None,
-        )  # fmt: skip
+            plan.study or plan.folder.name,
+            storage,
+            plan.settings,
+            plan.max_epochs,
+            create=create,
+            definition=plan.definition or None,
+        )
         if create and plan.settings.run_baseline and not self.study.trials:
             # TAO's baseline: the first trial runs the spec's own values
-            self.study.enqueue_trial(encode_params(self.space, self.space.defaults()), user_attrs={"baseline": True})
+            self.study.enqueue_trial(
+                encode_params(self.space, self.space.defaults()), user_attrs={"baseline": True}
+            )
         if resume:
             requeue_interrupted(self.study, hooks)
 
@@ -108,9 +114,12 @@ class OptunaBackend(AskTellBackend):
         )
         if self.shared:  # the ledger shows the trial while it runs, wherever it runs
             record = TrialRecord(
-                trial.number, params=params, folder=str(self.plan.trial_folder(trial.number)),
-                started=time.time(), **request.labels,
-            )  # fmt: skip
+                trial.number,
+                params=params,
+                folder=str(self.plan.trial_folder(trial.number)),
+                started=time.time(),
+                **request.labels,
+            )
             trial.set_user_attr(RECORD_ATTR, record.to_dict())
         return request
 

@@ -57,11 +57,11 @@ class NeighbourhoodStartSampler(optuna.samplers.BaseSampler):
         if trial.number in self._centre:
             return self._centre[trial.number]
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        complete = [(t, t.value) for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         if not complete or len(trials) >= self._n_startup + 1 or trial.user_attrs.get("baseline"):
             return None
         sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
-        best = max(complete, key=lambda t: sign * float(t.value))
+        best, _ = max(complete, key=lambda scored: sign * scored[1])
         names = sorted(best.params)
         moved = {n for n in names if self._rng.random() >= KEEP_VALUE} or {
             names[int(self._rng.integers(len(names)))]
@@ -121,6 +121,8 @@ def perturb(value: Any, distribution: BaseDistribution, rng: np.random.Generator
         choices = list(distribution.choices)
         others = [c for c in choices if c != value]
         return others[int(rng.integers(len(others)))] if others else choices[0]
+    if not isinstance(distribution, (IntDistribution, FloatDistribution)):
+        raise TypeError(f"not an Optuna distribution this sampler moves: {distribution!r}")
     low, high = distribution.low, distribution.high
     if high <= low:
         return low
@@ -132,7 +134,7 @@ def perturb(value: Any, distribution: BaseDistribution, rng: np.random.Generator
     if isinstance(distribution, IntDistribution):
         step = distribution.step
         return int(min(max(low + round((moved - low) / step) * step, low), high))
-    if isinstance(distribution, FloatDistribution) and distribution.step is not None:
-        step = distribution.step
-        return float(min(max(low + round((moved - low) / step) * step, low), high))
+    if distribution.step is not None:
+        float_step = distribution.step
+        return float(min(max(low + round((moved - low) / float_step) * float_step, low), high))
     return float(moved)

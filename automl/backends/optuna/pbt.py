@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from automl.backends.base import Continuation
@@ -86,6 +86,12 @@ def explore_moves(space: SearchSpace) -> dict[str, str]:
     return moves
 
 
+def _numeric(dist: BaseDistribution) -> IntDistribution | FloatDistribution:
+    if not isinstance(dist, (IntDistribution, FloatDistribution)):
+        raise TypeError(f"not a numeric Optuna distribution: {dist!r}")
+    return dist
+
+
 def perturb_params(
     params: dict[str, Any],
     distributions: dict[str, BaseDistribution],
@@ -104,10 +110,12 @@ def perturb_params(
                 if isinstance(dist, CategoricalDistribution):
                     out[name] = dist.choices[rng.randrange(len(dist.choices))]
                 else:  # a weighted choice's uniform position
-                    out[name] = rng.uniform(dist.low, dist.high)
+                    position = _numeric(dist)
+                    out[name] = rng.uniform(position.low, position.high)
             continue
         if isinstance(dist, CategoricalDistribution):
             continue
+        dist = _numeric(dist)
         up = rng.random() < 0.5
         if move == "exponent":
             moved: float = float(value) + (1 if up else -1)

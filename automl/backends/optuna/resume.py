@@ -27,7 +27,9 @@ def requeue_interrupted(study: optuna.Study, hooks: SweepHooks) -> list[int]:
     for trial in running:
         old = records.get(trial.number) or TrialRecord(trial.number)
         folder = old.folder or str(hooks.plan.trial_folder(trial.number))
-        record = old.updated(state=TrialState.FAIL, requeued=True, failure_class="killed", error=REQUEUED, folder=folder)
+        record = old.updated(
+            state=TrialState.FAIL, requeued=True, failure_class="killed", error=REQUEUED, folder=folder
+        )
         # a shared storage is the ledger: the record goes in before the tell freezes the trial
         study._storage.set_trial_user_attr(trial._trial_id, RECORD_ATTR, record.to_dict())
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

@@ -15,7 +15,10 @@ from typing import Any
 import optuna
 
 from automl.errors import SettingError
+from automl.results.objective import Direction
 from automl.settings.tao_settings import AutomlSettings
+
+__all__ = ["DEFINITION_ATTR", "make_pruner", "make_sampler", "make_storage", "open_study"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -122,7 +125,7 @@ def open_study(
     """Create (``create``) or load the sweep's study. ``definition`` (base spec, settings, ranges,
     schema, max_epochs, sweep folder, tracking URI) is stored in the study once, so a worker on
     another machine needs only the storage URL and the study name."""
-    direction = "maximize" if settings.direction == "maximize" else "minimize"
+    direction: Direction = "maximize" if settings.direction == "maximize" else "minimize"
     sampler, pruner = make_sampler(settings), make_pruner(settings, max_epochs)
     if create:
         study = optuna.create_study(

@@ -15,7 +15,9 @@ class RayTuneBackend(Backend):
     def __init__(self, plan: SweepPlan):
         super().__init__(plan)
         if plan.space is None:
-            raise SettingError("--backend ray runs searches only; plain training (--policy off) uses the default backend")
+            raise SettingError(
+                "--backend ray runs searches only; plain training (--policy off) uses the default backend"
+            )
         self.resume = False
 
     def open(self, hooks: SweepHooks, *, resume: bool) -> None:

@@ -14,22 +14,32 @@ import threading
 import time
 from typing import Any
 
+from ray.tune import Callback
+
 from automl.backends.base import SweepHooks, SweepPlan
 from automl.backends.plateau import plateau_rule
 from automl.backends.ray_tune.trainable import decode_params, read_outcome, trial_number
 from automl.launch.status_tail import EpochReport
 from automl.results.trial_record import TrialRecord, TrialState
 
-try:  # the callback must subclass Tune's
-    from ray.tune import Callback as _TuneCallback
-except ImportError:  # pragma: no cover - without Ray the backend stops earlier with a clear message
-    _TuneCallback = object
+__all__ = [
+    "SweepCallback",
+    "attach",
+    "detach",
+    "scheduler_name",
+    "stopped_at_deadline",
+    "trial_dirname",
+    "trial_name",
+    "uses_bohb",
+]
 
 
 class _Driver:
     def __init__(self, hooks: SweepHooks):
         self.hooks = hooks
         self.plan = hooks.plan
+        assert hooks.plan.space is not None  # internal invariant: the Ray backend only runs searches
+        self.space = hooks.plan.space
         self.lock = threading.Lock()
         self.started: set[int] = set()
         self.epochs: dict[int, list[tuple[int, float, str]]] = {}  # number -> [(epoch, value, ckpt)]
@@ -72,13 +82,16 @@ def every_started_trial_reported() -> bool:
         return bool(driver.started) and all(n in driver.done or driver.epochs.get(n) for n in driver.started)
 
 
-def _result(number: int, folder: Any, objective: Any, history: list[tuple[int, float, str]]) -> dict[str, Any]:
+def _result(
+    number: int, folder: Any, objective: Any, history: list[tuple[int, float, str]]
+) -> dict[str, Any]:
     """The best and last epochs of a trial: from its status.json (every run of the folder, as the
     launcher and the trainable's checkpoint pruning see them), else from the reported history."""
     from automl.launch.status_tail import StatusTail, epoch_report
 
     metric = objective.metric
-    reports = [r for r in (epoch_report(line, metric) for line in StatusTail(folder / "train" / "status.json").read()) if r]
+    lines = StatusTail(folder / "train" / "status.json").read()
+    reports = [r for r in (epoch_report(line, metric) for line in lines) if r]
     epochs = {r.epoch: r.metrics[metric] for r in reports} or {e: v for e, v, _ in history}
     if not epochs:
         return {"value": None, "best_epoch": None, "last_epoch": None, "last_value": None, "checkpoint": None}
@@ -120,13 +133,13 @@ def trial_dirname(trial: Any) -> str:
     return getattr(trial, "custom_trial_name", None) or str(trial.trial_id)
 
 
-class SweepCallback(_TuneCallback):
+class SweepCallback(Callback):
     """Trial events -> summary.json entries, MLflow (the Tracker) and the display."""
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         driver = _driver()
         number = trial_number(trial.custom_trial_name)
-        params = decode_params(driver.plan.space, trial.config)
+        params = decode_params(driver.space, trial.config)
         folder = driver.plan.trial_folder(number)
         with driver.lock:
             first = number not in driver.started
@@ -162,10 +175,12 @@ class SweepCallback(_TuneCallback):
         old = next((t for t in driver.hooks.trials() if t.number == number), None) or TrialRecord(number)
         driver.hooks.trial_updated(
             old.updated(
-                params=decode_params(driver.plan.space, trial.config), last_epoch=epoch, last_value=value,
+                params=decode_params(driver.space, trial.config),
+                last_epoch=epoch,
+                last_value=value,
                 **_where(result),
             )
-        )  # fmt: skip
+        )
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         driver = _driver()
@@ -213,7 +228,7 @@ class SweepCallback(_TuneCallback):
         old = next((t for t in driver.hooks.trials() if t.number == number), None) or TrialRecord(number)
         done = old.updated(
             state=state,
-            params=decode_params(driver.plan.space, trial.config),
+            params=decode_params(driver.space, trial.config),
             folder=str(folder),
             seconds=round(float(seconds), 2),
             failure_class=failure_class,

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from ray.tune import Trainable
 
 from automl.launch.launcher import EpochReport, TrialInterrupted, run_trial, stop_all_trials
@@ -48,9 +48,22 @@ from automl.space.params import SearchSpace
 from automl.space.sampling import sample_params
 from automl.spec import set_dotted
 
+__all__ = [
+    "TIME_ATTR",
+    "SpaceDistribution",
+    "TrialJob",
+    "TrialTrainable",
+    "decode_params",
+    "read_outcome",
+    "space_distributions",
+    "trial_number",
+]
+
 REFERENCE = "reference.json"
 OUTCOME = "outcome.json"
 TIME_ATTR = "epochs"  # completed epochs: the schedulers' budget (robust to restores, unlike iterations)
+# what sample_params suggests from: the kinds of Optuna distribution a space is made of
+SpaceDistribution = CategoricalDistribution | IntDistribution | FloatDistribution
 
 
 class TrialFailed(RuntimeError):
@@ -79,27 +92,27 @@ class _Recorder:
     """A trial-like object that records the distribution of every suggest call."""
 
     def __init__(self) -> None:
-        self.distributions: dict[str, optuna.distributions.BaseDistribution] = {}
+        self.distributions: dict[str, SpaceDistribution] = {}
 
     def suggest_float(
         self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
     ) -> float:
-        self.distributions[name] = optuna.distributions.FloatDistribution(low, high, step=step, log=log)
+        self.distributions[name] = FloatDistribution(low, high, step=step, log=log)
         return low
 
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
-        self.distributions[name] = optuna.distributions.IntDistribution(low, high, step=step, log=log)
+        self.distributions[name] = IntDistribution(low, high, step=step, log=log)
         return low
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
-        self.distributions[name] = optuna.distributions.CategoricalDistribution(list(choices))
+        self.distributions[name] = CategoricalDistribution(list(choices))
         return next(iter(choices))
 
     def set_user_attr(self, key: str, value: Any) -> None:
         pass
 
 
-def space_distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDistribution]:
+def space_distributions(space: SearchSpace) -> dict[str, SpaceDistribution]:
     """``optuna_name`` -> the fixed Optuna distribution :func:`sample_params` draws it from."""
     recorder = _Recorder()
     sample_params(space, recorder)
@@ -180,7 +193,8 @@ class TrialTrainable(Trainable):
     """One trial: the training process runs in a thread of this actor from the first ``step`` on;
     each ``step`` returns its next validation, the last one with ``done``."""
 
-    def setup(self, config: dict[str, Any], job: TrialJob) -> None:
+    # Tune passes tune.with_parameters' keywords (job) to setup, which Ray's signature omits
+    def setup(self, config: dict[str, Any], job: TrialJob) -> None:  # type: ignore[override]
         self.job = job
         self.number = trial_number(self.trial_name)
         self.folder = (Path(job.sweep_dir) / "trials" / f"{self.number:04d}").resolve()
@@ -207,9 +221,14 @@ class TrialTrainable(Trainable):
     def _train(self, spec: dict[str, Any], env: dict[str, str]) -> None:
         try:
             outcome = run_trial(
-                self.folder, spec, on_epoch=self._on_epoch, objective=self.job.objective,
-                devices=_devices(self.job.gpus_per_trial), timeout=self.job.timeout, env=env,
-            )  # fmt: skip
+                self.folder,
+                spec,
+                on_epoch=self._on_epoch,
+                objective=self.job.objective,
+                devices=_devices(self.job.gpus_per_trial),
+                timeout=self.job.timeout,
+                env=env,
+            )
             self.events.put(("end", outcome))
         except TrialInterrupted:
             self.events.put(("stopped", None))
@@ -225,11 +244,16 @@ class TrialTrainable(Trainable):
         metrics: dict[str, Any] = {
             k: float(v) for k, v in report.metrics.items() if isinstance(v, (int, float))
         }
-        metrics.update({
-            TIME_ATTR: report.epoch + 1, "epoch": report.epoch, "trial_number": self.number,
-            "checkpoint_path": _epoch_checkpoint(self.folder, report.epoch) or "", "node_id": _node_id(),
-            "hostname": os.uname().nodename,
-        })  # fmt: skip
+        metrics.update(
+            {
+                TIME_ATTR: report.epoch + 1,
+                "epoch": report.epoch,
+                "trial_number": self.number,
+                "checkpoint_path": _epoch_checkpoint(self.folder, report.epoch) or "",
+                "node_id": _node_id(),
+                "hostname": os.uname().nodename,
+            }
+        )
         if report.epoch + 1 >= self.job.max_epochs:  # the last epoch: done now, so no scheduler acts on it
             metrics["done"] = True
         return metrics
@@ -265,7 +289,8 @@ class TrialTrainable(Trainable):
         }
         (Path(checkpoint_dir) / REFERENCE).write_text(json.dumps(reference), encoding="utf-8")
 
-    def load_checkpoint(self, checkpoint_dir: str) -> None:
+    # save_checkpoint returns None, so Tune passes the checkpoint's directory (Ray types only a dict)
+    def load_checkpoint(self, checkpoint_dir: str) -> None:  # type: ignore[override]
         reference = json.loads((Path(checkpoint_dir) / REFERENCE).read_text(encoding="utf-8"))
         if Path(reference.get("folder", "")) != self.folder:  # PBT exploit: another trial's weights
             self.start_from = reference.get("checkpoint") or None
@@ -291,11 +316,21 @@ class TrialTrainable(Trainable):
                 keep_only_best_checkpoint(self.folder / "train", best)
 
     def _write_outcome(self, outcome: Any) -> None:
-        write_json_atomic(self.folder / OUTCOME, {
-            "state": outcome.state, "seconds": outcome.seconds, "failure_class": outcome.failure_class,
-            "reason": outcome.reason, "log": outcome.log_path, "params": self.params, "node_id": _node_id(),
-            "best_epoch": outcome.best_epoch, "best_value": outcome.best_value, "restored_from": self.start_from,
-        })  # fmt: skip
+        write_json_atomic(
+            self.folder / OUTCOME,
+            {
+                "state": outcome.state,
+                "seconds": outcome.seconds,
+                "failure_class": outcome.failure_class,
+                "reason": outcome.reason,
+                "log": outcome.log_path,
+                "params": self.params,
+                "node_id": _node_id(),
+                "best_epoch": outcome.best_epoch,
+                "best_value": outcome.best_value,
+                "restored_from": self.start_from,
+            },
+        )
 
 
 def _drain(events: queue.Queue) -> list[tuple[str, Any]]:

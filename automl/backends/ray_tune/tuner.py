@@ -25,10 +25,6 @@ the trials run in Ray workers (``automl.backends.ray_tune.trainable``).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from automl.backends.base import SweepHooks, SweepPlan
@@ -42,16 +38,19 @@ from automl.backends.ray_tune.callback import (
     trial_name,
     uses_bohb,
 )
+from automl.backends.ray_tune.cluster import guard_local_ray, start_ray, trial_resources
 from automl.backends.ray_tune.trainable import TIME_ATTR, TrialJob, TrialTrainable, space_distributions
 from automl.errors import SettingError
 from automl.results.trial_record import TrialState
+from automl.space.params import SearchSpace
 
-OBJECT_STORE_BYTES = 200 * 1024**2
+__all__ = ["run_ray_sweep"]
+
 RAY_DIR = "ray"
 
 
 # --- search, scheduler, resources ---------------------------------------------------------------
-def _tune_domains(space: Any) -> dict[str, Any]:
+def _tune_domains(space: SearchSpace) -> dict[str, Any]:
     """The space's fixed distributions as Tune domains (for PBT's sampling and perturbation)."""
     import optuna
     from ray import tune
@@ -78,7 +77,7 @@ def _tune_domains(space: Any) -> dict[str, Any]:
     return out
 
 
-def _config_space(space: Any, seed: int | None) -> Any:
+def _config_space(space: SearchSpace, seed: int | None) -> Any:
     """The space's fixed distributions as a ConfigSpace (for TuneBOHB)."""
     import ConfigSpace as CS
     import optuna
@@ -98,7 +97,7 @@ class _DefineByRun:
     """OptunaSearch's define-by-run space: :func:`automl.space.sampling.sample_params` (picklable, as Tune
     saves the searcher with the standard pickle)."""
 
-    def __init__(self, space: Any):
+    def __init__(self, space: SearchSpace):
         self.space = space
 
     def __call__(self, trial: Any) -> None:
@@ -113,7 +112,7 @@ def make_search(plan: SweepPlan) -> tuple[Any, dict[str, Any]]:
     from automl.space.sampling import encode_params
 
     settings, space = plan.settings, plan.space
-    goal = {"metric": settings.metric, "mode": plan.objective.mode}
+    metric, mode = settings.metric, plan.objective.mode
     assert space is not None  # internal invariant: the Ray backend only runs searches
     if uses_bohb(settings):
         try:
@@ -130,14 +129,24 @@ def make_search(plan: SweepPlan) -> tuple[Any, dict[str, Any]]:
             "top_n_percent": settings.top_n_percent,
             "num_samples": settings.kde_samples,
         }
-        return TuneBOHB(space=_config_space(space, settings.seed), bohb_config=config, seed=settings.seed, **goal), {}
+        config_space = _config_space(space, settings.seed)
+        bohb = TuneBOHB(space=config_space, bohb_config=config, metric=metric, mode=mode, seed=settings.seed)
+        return bohb, {}
     if settings.algorithm == "pbt":
         return None, _tune_domains(space)
     from ray.tune.search.optuna import OptunaSearch
 
     points = [encode_params(space, space.defaults())] if settings.run_baseline else None
-    return OptunaSearch(space=_DefineByRun(space), sampler=make_sampler(settings), seed=settings.seed,
-                        points_to_evaluate=points, **goal), {}  # fmt: skip
+    sampler = make_sampler(settings)
+    search = OptunaSearch(
+        space=_DefineByRun(space),
+        metric=metric,
+        mode=mode,
+        points_to_evaluate=points,
+        sampler=sampler,
+        seed=settings.seed,
+    )
+    return search, {}
 
 
 def make_scheduler(plan: SweepPlan) -> Any:
@@ -152,18 +161,25 @@ def make_scheduler(plan: SweepPlan) -> Any:
         interval = max(1, min(settings.eval_interval, max_t // 2 or 1))
         factor = settings.perturbation_factor
         # explore perturbs training parameters only: a clone keeps the architecture of the weights it copies
-        domains = _tune_domains(plan.space)
-        mutable = {p.optuna_name for p in plan.space.params if not p.name.startswith("model.")}
+        space = plan.space
+        assert space is not None  # internal invariant: the Ray backend only runs searches
+        domains = _tune_domains(space)
+        mutable = {p.optuna_name for p in space.params if not p.name.startswith("model.")}
         mutations = {name: domain for name, domain in domains.items() if name in mutable} or domains
+        quantile = 0.25 if settings.max_recommendations >= 4 else 0.5  # a tiny population still exploits
         return schedulers.PopulationBasedTraining(
-            time_attr=TIME_ATTR, perturbation_interval=interval, hyperparam_mutations=mutations,
+            time_attr=TIME_ATTR,
+            perturbation_interval=interval,
+            hyperparam_mutations=mutations,
             perturbation_factors=(factor, 1.0 / factor),
-            quantile_fraction=0.25 if settings.max_recommendations >= 4 else 0.5,  # a tiny population still exploits resample_probability=0.25,
+            quantile_fraction=quantile,
+            resample_probability=0.25,
             synch=True,  # generations, as TAO runs PBT: the bottom quantile copies the top at each interval
-        )  # fmt: skip
+        )
     if settings.fidelity == "asha":
-        return schedulers.ASHAScheduler(time_attr=TIME_ATTR, max_t=max_t, grace_period=1,
-                                        reduction_factor=settings.reduction_factor)  # fmt: skip
+        return schedulers.ASHAScheduler(
+            time_attr=TIME_ATTR, max_t=max_t, grace_period=1, reduction_factor=settings.reduction_factor
+        )
     if settings.fidelity == "hyperband":
         return schedulers.HyperBandScheduler(
             time_attr=TIME_ATTR, max_t=max_t, reduction_factor=settings.reduction_factor
@@ -188,93 +204,6 @@ def _keeps_checkpoints(plan: SweepPlan) -> bool:
     )
 
 
-# --- Ray itself ---------------------------------------------------------------------------------
-def _start_ray(address: str | None, concurrency: int) -> bool:
-    """Join ``address`` or start a local Ray; True when we started it (and so shut it down)."""
-    import ray
-
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no CSV/TensorBoard files per trial
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    if ray.is_initialized():
-        return False
-    if address:
-        try:
-            ray.init(address=address, log_to_driver=False)
-        except Exception as exc:  # Ray raises several kinds (connection, auth, version)
-            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise SettingError(
-                f"--ray-address {address}: cannot join the Ray cluster ({first[:300]}); start it with `ray start "
-                f"--head`, give this process the cluster's token (RAY_AUTH_TOKEN) if it uses one, or leave "
-                f"--ray-address out for a local Ray"
-            ) from None
-        return True
-    cpus = max(concurrency, os.cpu_count() or 1)
-    ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
-             ignore_reinit_error=True, log_to_driver=False, configure_logging=True, logging_level="ERROR")  # fmt: skip
-    return True
-
-
-_WATCHDOG = """
-import os, signal, sys, time
-parent = int(sys.argv[1])
-while True:
-    try:
-        os.kill(parent, 0)
-    except ProcessLookupError:
-        break
-    if os.getppid() != parent:
-        break
-    time.sleep(1)
-for pid in map(int, sys.argv[2:]):
-    try:
-        os.kill(pid, signal.SIGKILL)  # the head processes ignore a SIGTERM while their driver is gone
-    except ProcessLookupError:
-        pass
-"""
-
-
-def _children(parents: set[int]) -> set[int]:
-    out: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        try:
-            if (
-                entry.name.isdigit()
-                and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) in parents
-            ):
-                out.add(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-def _guard_local_ray() -> subprocess.Popen | None:
-    """A local Ray outlives a driver killed with SIGKILL (its head processes and workers go on, even
-    training): a tiny watchdog stops them when this process is gone. Raylet's workers, and through
-    the parent-death signal the trials' processes, end with them."""
-    try:
-        from ray._private import worker as ray_worker
-
-        node = ray_worker._global_node  # the local node ray.init started
-        pids = {getattr(proc, "pid", None) or proc.process.pid for _, proc in node.live_processes()}
-        pids |= _children({os.getpid(), *pids})  # the raylet's agents and workers, Ray's helpers
-    except Exception:  # other Ray versions: no watchdog, Ray's own atexit cleanup remains
-        return None
-    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), *map(str, pids)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-
-
-def _resources(plan: SweepPlan, gpus_per_trial: int) -> tuple[int, int]:
-    """(CPUs, GPUs) per trial: the spec's ``train.num_gpus`` when the cluster has GPUs, and a CPU share."""
-    import ray
-
-    total = ray.cluster_resources()
-    gpus = gpus_per_trial if total.get("GPU", 0) >= gpus_per_trial > 0 else 0
-    nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
-    per_node_cpus = int(total.get("CPU", 1)) // nodes
-    cpus = max(1, per_node_cpus // max(1, plan.concurrency // nodes or 1))
-    return cpus, gpus
-
-
 def run_ray_sweep(hooks: SweepHooks, *, address: str | None, create: bool) -> str | None:
     """Run (or, with ``create=False``, restore) the sweep on Ray; every trial event goes to ``hooks``.
     Returns why it stopped early (the time budget), or None."""
@@ -293,44 +222,75 @@ def run_ray_sweep(hooks: SweepHooks, *, address: str | None, create: bool) -> st
         raise SettingError(f"--backend ray runs train trials; use --backend optuna for --action {action}")
     search_alg, param_space = make_search(plan)  # errors (missing packages) before Ray starts
     scheduler = make_scheduler(plan)
-    started_ray = _start_ray(address, plan.concurrency)
-    watchdog = _guard_local_ray() if started_ray and not address else None
+    started_ray = start_ray(address, plan.concurrency)
+    watchdog = guard_local_ray() if started_ray and not address else None
     attach(hooks)
     try:
-        cpus, gpus = _resources(plan, _num_gpus(plan))
-        hooks.set_summary(ray={"address": address or "local", "cpus_per_trial": cpus, "gpus_per_trial": gpus,
-                        "scheduler": scheduler_name(plan), "storage": str(plan.folder.resolve() / RAY_DIR)})  # fmt: skip
+        cpus, gpus = trial_resources(plan, _num_gpus(plan))
+        hooks.set_summary(
+            ray={
+                "address": address or "local",
+                "cpus_per_trial": cpus,
+                "gpus_per_trial": gpus,
+                "scheduler": scheduler_name(plan),
+                "storage": str(plan.folder.resolve() / RAY_DIR),
+            }
+        )
+        settings = plan.settings
+        retention = settings.checkpoint_retention_strategy
+        prune = settings.delete_intermediate_ckpt and not _keeps_checkpoints(plan) and retention != "terminal"
         job = TrialJob(
-            sweep_dir=str(plan.folder.resolve()), base_spec=plan.base_spec, space=plan.space,
-            max_epochs=plan.max_epochs, objective=plan.objective, timeout=plan.settings.timeout_per_trial,
-            trial_env=dict(plan.trial_env), cpus_per_trial=cpus, gpus_per_trial=gpus,
-            keep_only_best=plan.settings.delete_intermediate_ckpt and not _keeps_checkpoints(plan)
-            and plan.settings.checkpoint_retention_strategy != "terminal",
-            keep=plan.settings.checkpoint_retention_strategy,
-        )  # fmt: skip
+            sweep_dir=str(plan.folder.resolve()),
+            base_spec=plan.base_spec,
+            space=plan.space,
+            max_epochs=plan.max_epochs,
+            objective=plan.objective,
+            timeout=plan.settings.timeout_per_trial,
+            trial_env=dict(plan.trial_env),
+            cpus_per_trial=cpus,
+            gpus_per_trial=gpus,
+            keep_only_best=prune,
+            keep=retention,
+        )
         trainable = tune.with_resources(
             tune.with_parameters(TrialTrainable, job=job), {"cpu": cpus, "gpu": gpus}
         )
         path = plan.folder.resolve() / RAY_DIR
         if not create and tune.Tuner.can_restore(str(path)):
-            tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
-                                       resume_errored=False, param_space=param_space or None)  # fmt: skip
+            tuner = tune.Tuner.restore(
+                str(path),
+                trainable=trainable,
+                resume_unfinished=True,
+                resume_errored=False,
+                param_space=param_space or None,
+            )
         else:
             tuner = tune.Tuner(
-                trainable, param_space=param_space,
+                trainable,
+                param_space=param_space,
                 tune_config=tune.TuneConfig(
-                    metric=plan.settings.metric, mode=plan.objective.mode,
-                    search_alg=search_alg, scheduler=scheduler, num_samples=_remaining(hooks),
+                    metric=plan.settings.metric,
+                    mode=plan.objective.mode,
+                    search_alg=search_alg,
+                    scheduler=scheduler,
+                    num_samples=_remaining(hooks),
                     max_concurrent_trials=max(1, plan.concurrency),
                     trial_name_creator=trial_name,
-                    trial_dirname_creator=trial_dirname, reuse_actors=False,
+                    trial_dirname_creator=trial_dirname,
+                    reuse_actors=False,
                 ),
                 run_config=tune.RunConfig(
-                    name=RAY_DIR, stop=_stopper(plan), storage_path=str(plan.folder.resolve()), callbacks=[SweepCallback()],
-                    failure_config=tune.FailureConfig(max_failures=0), verbose=0,
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=4, checkpoint_frequency=1, checkpoint_at_end=True),
+                    name=RAY_DIR,
+                    stop=_stopper(plan),
+                    storage_path=str(plan.folder.resolve()),
+                    callbacks=[SweepCallback()],
+                    failure_config=tune.FailureConfig(max_failures=0),
+                    verbose=0,
+                    checkpoint_config=tune.CheckpointConfig(
+                        num_to_keep=4, checkpoint_frequency=1, checkpoint_at_end=True
+                    ),
                 ),
-            )  # fmt: skip
+            )
         tuner.fit()
     finally:
         detach()
@@ -353,7 +313,6 @@ def run_ray_sweep(hooks: SweepHooks, *, address: str | None, create: bool) -> st
 
 def _num_gpus(plan: SweepPlan) -> int:
     from automl.launch.launcher import spec_num_gpus
-
 
     return spec_num_gpus(plan.base_spec)
 
