@@ -17,8 +17,9 @@ actions default by themselves (``<results dir>/model.onnx``, ...), so they are l
 - an export or gen_trt_engine results folder: its ``.onnx`` or ``.engine`` file.
 
 ``--checkpoint best`` (the default) takes the epoch with the highest ``val_mAP50`` in the train
-folder's status.json (the sweep's best epoch for a sweep), falling back to the latest checkpoint
-when no epoch was validated; ``--checkpoint latest`` takes the last saved one. A trained parent
+folder's status.json and its earlier finished runs' ``status.run<N>.json`` (the sweep's best epoch
+for a sweep), falling back to the latest checkpoint when no epoch was validated; ``--checkpoint
+latest`` takes the last saved one. A trained parent
 fills the ``checkpoint`` keys of evaluate and inference; a deployed parent (export or
 gen_trt_engine folder) fills their ``trt_engine`` keys. Only keys the user left unset (absent,
 empty or ``???`` in the spec and the overrides) are filled. ``train`` fine-tunes from the parent
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from model.checkpoints.training_files import EPOCH_GLOB, LATEST, epoch_of
+from model.engine.status import archived_status_files
 from model.errors import ModelError
 
 __all__ = ["CHOICES", "ParentJob", "find_parent", "parent_overrides", "read_train_folder", "resolve_parent"]
@@ -122,7 +124,10 @@ def read_train_folder(train_dir: Path, job: ParentJob) -> ParentJob:
     elif files:
         job.latest = files[max(files)]
     scores: dict[int, float] = {}
-    for line in _status_lines(train_dir / "status.json"):
+    # earlier finished runs of this folder first (a run continued them), then the current one
+    status_files = [path for _, path in archived_status_files(train_dir)] + [train_dir / "status.json"]
+    lines = [line for path in status_files for line in _status_lines(path)]
+    for line in lines:
         value = _val_map50(line)
         if value is not None and isinstance(line.get("epoch"), int):
             scores[int(line["epoch"])] = value

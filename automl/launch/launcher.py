@@ -34,7 +34,14 @@ from automl.errors import AutomlError
 from automl.launch.devices import cpu_count
 from automl.launch.failures import classify, oom_kill_count
 from automl.launch.process import TrialProcess
-from automl.launch.status_tail import EpochReport, StatusTail, epoch_report, file_size, final_report
+from automl.launch.status_tail import (
+    EpochReport,
+    StatusTail,
+    epoch_report,
+    every_run_lines,
+    file_size,
+    final_report,
+)
 from automl.results.objective import Objective
 from automl.results.trial_record import TrialState
 from automl.settings.action_profiles import action_profile
@@ -212,7 +219,7 @@ def run_trial(
     status_path = trial_dir / action / "status.json"
     metric = objective.metric
     tracker = _Tracker(metric, action_profile(action).per_epoch)
-    for line in StatusTail(status_path).read():  # an earlier run in this folder (resume)
+    for line in every_run_lines(status_path):  # earlier runs in this folder (resume)
         tracker.take(line)
     tracker.last_line = None
     tail = StatusTail(status_path, offset=file_size(status_path))

@@ -4,11 +4,17 @@ TAO's format: one JSON object per line, appended by rank 0 (``STARTED``, per-epo
 with ``epoch``, ``time_per_epoch`` "H:MM:SS" and ``kpi`` values as strings, then ``SUCCESS`` or
 ``FAILURE``). ``StatusTail`` reads only what was appended since its last call, keeps a half-written
 last line for the next call and waits quietly for a file that does not exist yet.
+
+A new run in a folder whose training had finished moves the finished run's lines to
+``status.run<N>.json`` and starts a fresh ``status.json`` (``rtdetr train``'s rule):
+:func:`earlier_runs` lists those files, oldest first, and ``StatusTail`` notices the replaced file.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +22,9 @@ from typing import Any
 __all__ = [
     "EpochReport",
     "StatusTail",
+    "earlier_runs",
     "epoch_report",
+    "every_run_lines",
     "file_size",
     "final_report",
     "parse_seconds",
@@ -39,14 +47,17 @@ class StatusTail:
         self.path = Path(path)
         self.offset = offset
         self._partial = b""
+        self._inode = _inode(self.path)
 
     def read(self) -> list[dict[str, Any]]:
         """The complete lines appended since the last call (unparsable lines are skipped)."""
         try:
             with open(self.path, "rb") as handle:
+                inode = os.fstat(handle.fileno()).st_ino
                 size = handle.seek(0, 2)
-                if size < self.offset:  # the file was replaced: start over
+                if size < self.offset or inode != self._inode:  # the file was replaced: start over
                     self.offset, self._partial = 0, b""
+                self._inode = inode
                 handle.seek(self.offset)
                 chunk = handle.read()
         except FileNotFoundError:
@@ -63,6 +74,34 @@ class StatusTail:
             if isinstance(line, dict):
                 lines.append(line)
         return lines
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+_ARCHIVED = re.compile(r"status\.run(\d+)\.json$")
+
+
+def earlier_runs(action_dir: str | Path) -> list[Path]:
+    """The finished runs' status files a later run moved aside (``status.run<N>.json``), oldest first."""
+    try:
+        entries = list(Path(action_dir).iterdir())
+    except OSError:
+        return []
+    found = [(int(m.group(1)), p) for p in entries if (m := _ARCHIVED.match(p.name)) and p.is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def every_run_lines(status_path: str | Path) -> list[dict[str, Any]]:
+    """The lines of every run in a folder: the finished runs moved aside, then ``status.json``."""
+    status_path = Path(status_path)
+    return [
+        line for path in [*earlier_runs(status_path.parent), status_path] for line in StatusTail(path).read()
+    ]
 
 
 def file_size(path: str | Path) -> int:

@@ -43,7 +43,7 @@ def distill_worker(spec: dict[str, Any]) -> int:
 
     clock = SetupClock()
     try:
-        with action_session(spec, "distill", None) as (results_dir, world, _status):
+        with action_session(spec, "distill", None) as (results_dir, world, status):
             train = spec_section(spec, "train")
             model_section = spec_section(spec, "model")
             seed_everything(int(train["seed"]), world.rank)
@@ -109,6 +109,7 @@ def distill_worker(spec: dict[str, Any]) -> int:
                 ),
                 "extra_losses": distiller,
                 "action": "distill",
+                "status": status,
             }
             clock.mark("data")
             trainer = Trainer(spec, results_dir, world, parts)

@@ -72,7 +72,7 @@ def train_worker(spec: dict[str, Any]) -> int:
     clock = SetupClock()
 
     try:
-        with action_session(spec, "train", None) as (results_dir, world, _status):
+        with action_session(spec, "train", None) as (results_dir, world, status):
             train = spec_section(spec, "train")
             seed_everything(int(train["seed"]), world.rank)
             apply_cudnn(train["cudnn"])
@@ -97,6 +97,7 @@ def train_worker(spec: dict[str, Any]) -> int:
                 "postprocessor": build_postprocessor(spec).to(world.device),
                 "train_loader": train_loader,
                 "val_loader": val_loader,
+                "status": status,
             }
             trainer = Trainer(spec, results_dir, world, parts)
             trainer.resume_from(train["resume_training_checkpoint_path"] or None)

@@ -15,7 +15,8 @@ holds the json's files is used. COCO's 91-id categories need ``remap_mscoco_cate
 Labels are the category ids (or the remapped 0..79). A label >= ``dataset.num_classes`` is a
 ``DataError`` raised before any image is read. Bad records are skipped and counted, with one
 ``BadRecordsWarning`` per source giving the counts per reason; a source with no usable image or
-no usable box is a ``DataError``.
+no usable box is a ``DataError``. A box partly outside its image is clipped to the image's borders
+and kept; the same warning counts those too and names the first one (file and json bbox).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class CocoSource:
     categories: list[dict[str, Any]]
     skipped_images: Counter[str] = field(default_factory=Counter)
     skipped_boxes: Counter[str] = field(default_factory=Counter)
+    clipped_boxes: int = 0  # kept, but clipped to the image's borders
 
     @property
     def num_boxes(self) -> int:
@@ -143,6 +145,10 @@ def _image_size(path: Path) -> tuple[int, int] | str:
         return "unreadable image"
 
 
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
 def _describe(counts: Counter[str]) -> str:
     return ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
@@ -216,6 +222,7 @@ def load_coco_source(
         sizes = dict(zip(paths, pool.map(_image_size, paths.values())))
 
     records: list[ImageRecord] = []
+    clipped: list[str] = []  # "file bbox [x, y, w, h] in a WxH image", one per clipped box
     for image_id, entry in images.items():
         size = sizes[image_id]
         if isinstance(size, str):
@@ -233,6 +240,9 @@ def load_coco_source(
             if x2 <= x1 or y2 <= y1:
                 skipped_boxes["box outside the image"] += 1
                 continue
+            if (x1, y1, x2, y2) != (x, y, x + w, y + h):
+                bbox = ", ".join(_number(v) for v in (x, y, w, h))
+                clipped.append(f"{entry['file_name']} bbox [{bbox}] in a {width}x{height} image")
             kept_boxes.append((x1, y1, x2, y2))
             kept_labels.append(label)
             kept_categories.append(category)
@@ -248,7 +258,9 @@ def load_coco_source(
             )
         )
 
-    source = CocoSource(str(json_path), base, records, categories, skipped_images, skipped_boxes)
+    source = CocoSource(
+        str(json_path), base, records, categories, skipped_images, skipped_boxes, len(clipped)
+    )
     where = f"{key} ({json_text}, images {os.fspath(image_dir)})"
     if not records or source.num_boxes == 0:
         what = "no usable image" if not records else "no usable box"
@@ -257,7 +269,7 @@ def load_coco_source(
             f"{where}: {what} is left after skipping bad records ({reasons}); check that image_dir "
             f"holds the json's file_name paths (looked under {str(base)!r}) and that the json has boxes"
         )
-    if skipped_images or skipped_boxes:
+    if skipped_images or skipped_boxes or clipped:
         total_boxes = source.num_boxes + sum(skipped_boxes.values())
         parts = []
         if skipped_images:
@@ -266,8 +278,14 @@ def load_coco_source(
             )
         if skipped_boxes:
             parts.append(f"{sum(skipped_boxes.values())} of {total_boxes} boxes ({_describe(skipped_boxes)})")
+        said = [f"skipped {' and '.join(parts)}"] if parts else []
+        if clipped:
+            said.append(
+                f"clipped {len(clipped)} of {source.num_boxes} boxes partly outside their image to its "
+                f"borders (e.g. {clipped[0]})"
+            )
         warnings.warn(
-            f"{where}: skipped {' and '.join(parts)}; kept {len(records)} images, {source.num_boxes} boxes",
+            f"{where}: {'; '.join(said)}; kept {len(records)} images, {source.num_boxes} boxes",
             BadRecordsWarning,
             stacklevel=2,
         )

@@ -89,7 +89,7 @@ def binding_problems(bindings: Any, key: str = "distill.bindings") -> list[str]:
                 f"{at}.criterion: {criterion!r} is not supported{hint}; choose one of {', '.join(CRITERIA)}"
             )
         weight = item.get("weight", _DEFAULT_WEIGHT)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:  # NaN too
             problems.append(f"{at}.weight: {weight!r} must be a number >= 0")
         if criterion == "IOU" and len(names) == 2:
             student, teacher = names["student_module_name"], names["teacher_module_name"]

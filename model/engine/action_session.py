@@ -1,5 +1,11 @@
 """What every action does around its work: the results folder, experiment.yaml, the torchrun
-re-launch, status on failure."""
+re-launch, status on failure.
+
+A training action (train, distill) in a folder holding a finished run leaves that run's files alone
+until the new run starts (see ``model.engine.status``): a run that fails before its STARTED line
+writes neither status.json nor experiment.yaml; a run that starts moves both aside
+(``status.run<N>.json``, ``experiment.run<N>.yaml``) and writes its own.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ __all__ = [
     "prepare_results_dir",
     "write_experiment_yaml",
 ]
+
+TRAINING_ACTIONS = ("train", "distill")  # their folders keep a finished run apart (model.engine.status)
 
 
 def action_results_dir(spec: Mapping[str, Any], action: str) -> Path:
@@ -52,6 +60,14 @@ def prepare_results_dir(path: Path) -> Path:
 
 def write_experiment_yaml(path: Path, spec: Mapping[str, Any]) -> None:
     (path / "experiment.yaml").write_text(yaml.safe_dump(dict(spec), sort_keys=False), encoding="utf-8")
+
+
+def _new_experiment_yaml(path: Path, spec: Mapping[str, Any], number: int) -> None:
+    """A new run starts where run ``number`` finished: keep that run's experiment.yaml beside its status."""
+    previous = path / "experiment.yaml"
+    if previous.is_file():
+        os.replace(previous, path / f"experiment.run{number}.yaml")
+    write_experiment_yaml(path, spec)
 
 
 def launch(spec: Mapping[str, Any], section: str, argv: Sequence[str], worker: Callable[[Any], int]) -> int:
@@ -84,13 +100,15 @@ def action_session(
 
     results_dir = prepare_results_dir(Path(action_results_dir(spec, action)))
     world = init_world()
-    status = StatusLogger(results_dir, enabled=world.is_main)
+    status = StatusLogger(results_dir, enabled=world.is_main, keep_finished=action in TRAINING_ACTIONS)
     try:
         with failure_status(status):
+            if status.holds_finished_run():
+                status.on_new_file = lambda number: _new_experiment_yaml(results_dir, spec, number)
+            elif world.is_main:
+                write_experiment_yaml(results_dir, spec)
             if started:
                 status.write(STARTED, started)
-            if world.is_main:
-                write_experiment_yaml(results_dir, spec)
             yield results_dir, world, status
     finally:
         shutdown_world()

@@ -103,7 +103,11 @@ class Trainer:
             if self.train_cfg["enable_ema"]
             else None
         )
-        self.status = StatusLogger(results_dir, enabled=world.is_main)
+        # the action session's logger (it knows whether the folder holds a finished run), else our own
+        own = parts.get("status") is None
+        self.status = (
+            StatusLogger(results_dir, enabled=world.is_main, keep_finished=True) if own else parts["status"]
+        )
         self.state = TrainState()
         self.sigterm = SigtermFlag()
         self.stop_requested = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -12,7 +13,7 @@ from jsonschema.exceptions import ValidationError
 
 from model.spec.overrides import dotted
 
-__all__ = ["format_error", "schema_problems", "suggest"]
+__all__ = ["format_error", "nan_problems", "schema_problems", "suggest"]
 
 _KIND = {
     "integer": "an integer",
@@ -114,4 +115,62 @@ def schema_problems(
         for line in format_error(error, all_keys):
             if line not in problems:
                 problems.append(line)
+    return problems
+
+
+def _typed(node: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A "???"-or-typed field (``anyOf``) -> its typed branch; any other node as it is."""
+    if "anyOf" in node:
+        return next((s for s in node["anyOf"] if "const" not in s), {})
+    return node
+
+
+def _node_at(schema: Mapping[str, Any], path: list[str | int]) -> Mapping[str, Any] | None:
+    """The JSON Schema node describing the value at ``path`` (None inside a free-form mapping)."""
+    node: Any = schema
+    for part in path:
+        node = _typed(node)
+        if isinstance(part, int):
+            node = node.get("items")
+        else:
+            node = (node.get("properties") or {}).get(part)
+        if not isinstance(node, Mapping):
+            return None
+    return _typed(node)
+
+
+def _nans(value: Any, path: list[str | int]) -> Iterable[list[str | int]]:
+    if isinstance(value, float) and math.isnan(value):
+        yield path
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _nans(item, [*path, str(key)])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nans(item, [*path, index])
+
+
+def nan_problems(
+    spec: Mapping[str, Any], json_schema: Mapping[str, Any], reported: Iterable[str] = ()
+) -> list[str]:
+    """One problem per NaN anywhere in ``spec`` (YAML ``.nan``, an override, a Python mapping).
+
+    NaN compares false with every bound, so the schema's range check lets it through (``inf`` is
+    caught there by any finite bound). Keys in ``reported`` already have a problem (an integer field
+    given ``.nan`` is a type error) and are skipped.
+    """
+    already = {line.split(": ", 1)[0] for line in reported}
+    problems = []
+    for path in _nans(spec, []):
+        key = dotted(path)
+        if key in already:
+            continue
+        node = _node_at(json_schema, path)
+        if node is None:
+            fix = "give a real number"
+        elif "minimum" in node or "maximum" in node:
+            fix = f"allowed range is {_expected(node)}"
+        else:
+            fix = "allowed range is any real number"
+        problems.append(f"{key}: got nan (not a number); {fix}")
     return problems

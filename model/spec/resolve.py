@@ -1,5 +1,5 @@
 """Resolve a spec: action template defaults <- user YAML <- dotted overrides <- TAO shorthand keys,
-then validate it all at once (schema, cross-field rules, input paths)."""
+then validate it all at once (schema, cross-field rules, input paths, NaN anywhere)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from model.errors import SpecError
-from model.spec.messages import schema_problems
+from model.spec.messages import nan_problems, schema_problems
 from model.spec.overrides import apply_overrides, deep_merge, set_dotted, split_key
 from model.spec.rules import _expand, cross_field_problems, is_url, path_problems
 from model.spec.skill_info import action_inputs, shorthand_keys
@@ -108,6 +108,7 @@ def resolve_spec(
     problems += cross_field_problems(merged, action)
     if check_paths:
         problems += path_problems(merged, action, action_inputs(action), cwd)
+    problems += nan_problems(merged, schema, problems)
     if problems:
         raise SpecError(problems, source=source)
     return absolutize_inputs(merged, action, cwd) if check_paths else merged

@@ -83,3 +83,22 @@ def test_the_objective_takes_the_best_finite_value_earliest_on_ties():
     # a minimized metric (val_loss): the lowest value, not the largest
     assert Objective("m", "minimize").best(history, lambda r: r.metrics.get("m")).epoch == 4
     assert Objective("m").best([], lambda r: r.metrics.get("m")) is None
+
+
+def test_a_replaced_status_file_is_read_from_its_start_and_earlier_runs_come_first(tmp_path):
+    """A new run after a finished one moves status.json to status.run1.json and starts afresh."""
+    from automl.launch.status_tail import earlier_runs, every_run_lines
+
+    status = tmp_path / "status.json"
+    status.write_text(
+        '{"status": "STARTED", "run": 1}\n' + '{"status": "SUCCESS", "padding": "' + "x" * 50 + '"}\n'
+    )
+    tail = StatusTail(status)
+    assert [line["status"] for line in tail.read()] == ["STARTED", "SUCCESS"]
+    status.rename(tmp_path / "status.run1.json")
+    # a fresh, longer file than the old one: only its inode says it was replaced
+    status.write_text('{"status": "STARTED", "run": 2, "padding": "' + "y" * 200 + '"}\n')
+    assert [line.get("run") for line in tail.read()] == [2]
+    (tmp_path / "status.run10.json").write_text('{"status": "SUCCESS", "run": 10}\n')
+    assert [p.name for p in earlier_runs(tmp_path)] == ["status.run1.json", "status.run10.json"]
+    assert [line.get("run") for line in every_run_lines(status)] == [1, None, 10, 2]

@@ -79,6 +79,19 @@ def test_best_epoch_by_val_map50_and_latest_on_request(tmp_path):
     }
 
 
+def test_best_epoch_counts_the_finished_runs_a_later_run_continued(tmp_path):
+    """A run continuing a finished one starts a fresh status.json; the earlier epochs are in status.run1.json."""
+    job = fake_train(tmp_path / "job", {0: 0.1, 1: 0.6})
+    train = job / "train"
+    (train / "status.json").rename(train / "status.run1.json")
+    (train / "model_epoch_002.pth").write_bytes(b"weights")
+    (train / "status.json").write_text(
+        "\n".join([json.dumps({"status": "STARTED", "run": 2}), status_line(2, 0.4)]) + "\n"
+    )
+    best = resolve_parent("evaluate", job, spec_path=spec_file(tmp_path))
+    assert files(best) == {"evaluate.checkpoint": "model_epoch_001.pth"}
+
+
 def test_best_skips_deleted_checkpoints_and_falls_back_to_latest(tmp_path):
     kept = fake_train(tmp_path / "kept", {0: 0.3, 1: 0.6, 2: 0.4}, saved=[0, 2])
     assert files(resolve_parent("inference", kept, spec_path=spec_file(tmp_path))) == {

@@ -87,10 +87,10 @@ def _result(
 ) -> dict[str, Any]:
     """The best and last epochs of a trial: from its status.json (every run of the folder, as the
     launcher and the trainable's checkpoint pruning see them), else from the reported history."""
-    from automl.launch.status_tail import StatusTail, epoch_report
+    from automl.launch.status_tail import epoch_report, every_run_lines
 
     metric = objective.metric
-    lines = StatusTail(folder / "train" / "status.json").read()
+    lines = every_run_lines(folder / "train" / "status.json")
     reports = [r for r in (epoch_report(line, metric) for line in lines) if r]
     epochs = {r.epoch: r.metrics[metric] for r in reports} or {e: v for e, v, _ in history}
     if not epochs:

@@ -343,12 +343,12 @@ def _drain(events: queue.Queue) -> list[tuple[str, Any]]:
 
 
 def _best_epoch_so_far(folder: Path, objective: Objective) -> int | None:
-    from automl.launch.status_tail import StatusTail, epoch_report
+    from automl.launch.status_tail import epoch_report, every_run_lines
 
     metric = objective.metric
     reports = [
         r
-        for r in (epoch_report(line, metric) for line in StatusTail(folder / "train" / "status.json").read())
+        for r in (epoch_report(line, metric) for line in every_run_lines(folder / "train" / "status.json"))
         if r
     ]
     best = objective.best(reports, lambda r: r.metrics.get(metric))

@@ -63,12 +63,19 @@ def test_train_writes_tao_layout_then_resumes(synthetic_data, tmp_path):
     assert {"model", "optimizer", "scheduler", "spec", "metrics"} <= set(ckpt)
     assert "epoch 1/1 step" in proc.stdout and "eta" in proc.stdout  # progress line
 
-    # Running again with more epochs resumes from the latest checkpoint in the folder.
+    # Running again with more epochs resumes from the latest checkpoint in the folder. The first run
+    # finished, so this one is run 2: its lines start a fresh status.json, run 1's are kept aside.
+    finished = (folder / "status.json").read_bytes()
     proc = rtdetr("train", "-e", str(spec), "train.num_epochs=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Resuming from" in proc.stdout and "epoch 2, step" in proc.stdout
-    epochs = [line.get("epoch") for line in status_lines(folder) if line["status"] == "RUNNING"]
-    assert epochs == [0, 1, 2]
+    assert (folder / "status.run1.json").read_bytes() == finished
+    assert "num_epochs: 2" in (folder / "experiment.run1.yaml").read_text()
+    assert "num_epochs: 3" in (folder / "experiment.yaml").read_text()
+    lines = status_lines(folder)
+    assert [line["status"] for line in lines] == ["STARTED", "RUNNING", "SUCCESS"]
+    assert lines[0]["run"] == 2 and lines[0]["previous_status"] == "status.run1.json"
+    assert lines[1]["epoch"] == 2 and lines[-1]["best_checkpoint"]
 
 
 def test_dry_run_takes_one_step_and_saves_nothing(synthetic_data, tmp_path):

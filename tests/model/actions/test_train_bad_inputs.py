@@ -138,3 +138,28 @@ def test_resume_path_that_is_not_a_checkpoint(synthetic_data, tmp_path):
     spec = tiny_spec(synthetic_data, tmp_path / "out", train={"resume_training_checkpoint_path": str(bogus)})
     proc, folder = _run(tmp_path, spec)
     _assert_failed_before_training(proc, folder, "train.resume_training_checkpoint_path", str(bogus))
+
+
+def test_a_failing_run_leaves_a_finished_training_untouched(synthetic_data, tmp_path):
+    """A data check (or a bad resume file) that fails in a folder holding a finished training writes
+    nothing there: the error goes to stderr, the exit code is non-zero, status.json and
+    experiment.yaml stay as the finished run left them."""
+    spec = tiny_spec(synthetic_data, tmp_path / "out", train={"num_epochs": 1})
+    proc, folder = _run(tmp_path, spec)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert status_lines(folder)[-1]["status"] == "SUCCESS"
+    before = {name: (folder / name).read_bytes() for name in ("status.json", "experiment.yaml")}
+    names = sorted(p.name for p in folder.iterdir())
+
+    bad_ids = tiny_spec(
+        synthetic_data, tmp_path / "out", dataset={"num_classes": 3, "eval_class_ids": [1, 2]}
+    )
+    proc = rtdetr("train", "-e", str(write_spec(tmp_path / "bad_ids.yaml", bad_ids)))
+    assert proc.returncode == 1 and "dataset.num_classes" in proc.stderr and "Traceback" not in proc.stderr
+    assert "holds a finished run" in proc.stderr
+
+    proc, _ = _run(tmp_path, spec, f"train.resume_training_checkpoint_path={tmp_path / 'bad_ids.yaml'}")
+    assert proc.returncode != 0 and "train.resume_training_checkpoint_path" in proc.stderr
+
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in folder.iterdir()) == names

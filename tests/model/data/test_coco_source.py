@@ -126,11 +126,58 @@ def test_bad_records_are_skipped_and_counted_in_one_warning(tmp_path: Path) -> N
         "box outside the image: 1",
         "zero-size box: 1",
         "crowd box: 1",
+        "clipped 1 of 2 boxes partly outside their image",
+        "good.jpg bbox [30, 20, 20, 20] in a 40x30 image",
     ):
         assert expected in message
     kept = {r.image_id: r.boxes.tolist() for r in source.records}
     assert set(kept) == {1, 4, 5, 6}  # images whose boxes were all dropped stay, as negatives
     assert kept[1] == [[30.0, 20.0, 40.0, 30.0]] and kept[4] == [] and len(kept[6]) == 1
+
+
+def test_boxes_partly_outside_are_clipped_kept_and_counted_with_an_example(tmp_path: Path) -> None:
+    """A box partly outside its image is clipped to the borders and kept, and the warning says so."""
+    for name in ("inside.jpg", "left.jpg", "corner.jpg"):
+        _image(tmp_path / "imgs" / name)  # 40 x 30
+    images = [_img(1, "inside.jpg"), _img(2, "left.jpg"), _img(3, "corner.jpg")]
+    annotations = [
+        {"image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10]},  # inside: untouched
+        {"image_id": 1, "category_id": 1, "bbox": [0, 0, 40, 30]},  # exactly the image: not clipped
+        {"image_id": 2, "category_id": 1, "bbox": [-5, 4, 15, 10]},  # past the left edge
+        {"image_id": 3, "category_id": 2, "bbox": [30.5, 20, 20, 20]},  # past the right and bottom
+    ]
+    json_file = _write_json(tmp_path / "ann.json", images, annotations, [{"id": 1}, {"id": 2}])
+    with pytest.warns(BadRecordsWarning) as caught:
+        source = load_coco_source(
+            tmp_path / "imgs", json_file, num_classes=3, key="dataset.train_data_sources[0]"
+        )
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "dataset.train_data_sources[0]" in message and str(json_file) in message
+    assert "clipped 2 of 4 boxes partly outside their image" in message
+    assert "left.jpg bbox [-5, 4, 15, 10] in a 40x30 image" in message  # the first one, as in the json
+    assert "skipped" not in message  # nothing was dropped
+    assert "kept 3 images, 4 boxes" in message
+    assert source.clipped_boxes == 2 and not source.skipped_boxes
+    kept = {r.image_id: r.boxes.tolist() for r in source.records}
+    assert kept == {
+        1: [[2.0, 2.0, 12.0, 12.0], [0.0, 0.0, 40.0, 30.0]],
+        2: [[0.0, 4.0, 10.0, 14.0]],
+        3: [[30.5, 20.0, 40.0, 30.0]],
+    }
+
+
+def test_a_clean_source_warns_nothing(synthetic_data: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BadRecordsWarning)
+        source = load_coco_source(
+            synthetic_data / "val" / "images.tar.gz",
+            synthetic_data / "val" / "annotations.json",
+            num_classes=4,
+        )
+    assert source.clipped_boxes == 0
 
 
 def test_a_source_with_nothing_usable_is_an_error(tmp_path: Path) -> None:

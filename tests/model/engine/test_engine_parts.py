@@ -10,7 +10,7 @@ from torch import nn
 
 from model.engine.distributed import plan_launch, torchrun_command
 from model.engine.optim import Warmup, build_optimizer, build_scheduler, follow_spec_after_resume
-from model.engine.status import RUNNING, STARTED, StatusLogger, read_status
+from model.engine.status import FAILURE, RUNNING, STARTED, SUCCESS, StatusLogger, read_status
 from model.errors import ConfigError
 
 
@@ -33,6 +33,78 @@ def test_status_disabled_on_other_ranks_and_partial_lines_ignored(tmp_path):
     path = tmp_path / "status.json"
     path.write_text('{"status": "STARTED"}\n{"status": "RUN')
     assert read_status(path) == [{"status": "STARTED"}]
+
+
+def _finished_run(folder):
+    """A training folder as a finished run leaves it; returns its status.json bytes."""
+    first = StatusLogger(folder, keep_finished=True)
+    first.write(STARTED, "Starting RT-DETR train.")
+    first.epoch(0, 0, 1.0, {"val_mAP50": 0.5})
+    first.write(SUCCESS, "Train finished successfully.")
+    return (folder / "status.json").read_bytes()
+
+
+def test_a_failure_before_the_start_leaves_a_finished_run_untouched(tmp_path, capsys):
+    before = _finished_run(tmp_path)
+    again = StatusLogger(tmp_path, keep_finished=True)
+    assert again.holds_finished_run()
+    line = again.write(FAILURE, "dataset.num_classes: 3 is too small")
+    assert line["status"] == FAILURE  # still returned to the caller, just not written
+    assert (tmp_path / "status.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["status.json"]
+    assert "holds a finished run" in capsys.readouterr().err
+
+
+def test_a_new_run_after_a_finished_one_starts_a_fresh_file(tmp_path):
+    before = _finished_run(tmp_path)
+    numbers = []
+    second = StatusLogger(tmp_path, keep_finished=True)
+    second.on_new_file = numbers.append
+    second.write(STARTED, "Starting RT-DETR train.")
+    second.epoch(1, 1, 1.0, {"val_mAP50": 0.6})
+    second.write(FAILURE, "interrupted by SIGTERM")  # after the start: appended to the fresh file
+    assert (tmp_path / "status.run1.json").read_bytes() == before and numbers == [1]
+    lines = read_status(tmp_path / "status.json")
+    assert [line["status"] for line in lines] == [STARTED, RUNNING, FAILURE]
+    assert lines[0]["run"] == 2 and lines[0]["previous_status"] == "status.run1.json"
+    assert "run 2 in this folder" in lines[0]["message"] and "status.run1.json" in lines[0]["message"]
+    # that run was interrupted, not finished: its resume appends to the same file
+    resumed = StatusLogger(tmp_path, keep_finished=True)
+    assert not resumed.holds_finished_run()
+    resumed.write(STARTED, "Starting RT-DETR train.")
+    resumed.write(SUCCESS, "Train finished successfully.")
+    assert [line["status"] for line in read_status(tmp_path / "status.json")][-2:] == [STARTED, SUCCESS]
+    assert len(read_status(tmp_path / "status.json")) == 5
+    # a third run after the (now finished) second one
+    StatusLogger(tmp_path, keep_finished=True).write(STARTED, "Starting RT-DETR train.")
+    assert len(read_status(tmp_path / "status.run2.json")) == 5
+    assert read_status(tmp_path / "status.json")[0]["run"] == 3
+
+
+@pytest.mark.parametrize("last", [FAILURE, RUNNING])
+def test_an_interrupted_run_is_appended_to(tmp_path, last):
+    """SIGTERM (FAILURE) or SIGKILL (a RUNNING last line): resuming appends, as the automl launcher expects."""
+    status = StatusLogger(tmp_path, keep_finished=True)
+    status.write(STARTED, "Starting RT-DETR train.")
+    status.epoch(0, 3, 1.0, {"val_mAP50": 0.5})
+    if last == FAILURE:
+        status.write(FAILURE, "interrupted by SIGTERM")
+    again = StatusLogger(tmp_path, keep_finished=True)
+    assert not again.holds_finished_run()
+    again.write(FAILURE, "a data check failed")
+    again.write(STARTED, "Starting RT-DETR train.")
+    statuses = [line["status"] for line in read_status(tmp_path / "status.json")]
+    assert statuses[-2:] == [FAILURE, STARTED] and statuses[:2] == [STARTED, RUNNING]
+    assert not list(tmp_path.glob("status.run*.json"))
+
+
+def test_other_actions_keep_appending_after_a_finished_run(tmp_path):
+    """evaluate, export, ...: one file, appended (automl's pipeline reads a step's lines from the old end)."""
+    StatusLogger(tmp_path).write(SUCCESS, "Evaluation finished successfully.")
+    again = StatusLogger(tmp_path)
+    assert not again.holds_finished_run()
+    again.write(FAILURE, "bad input")
+    assert [line["status"] for line in read_status(tmp_path / "status.json")] == [SUCCESS, FAILURE]
 
 
 class _Tiny(nn.Module):
