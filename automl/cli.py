@@ -4,6 +4,8 @@ automl run [-e spec.yaml] [key=value ...] [--policy auto|on|off] [--request TEXT
            [--algorithm tpe|bayesian|random|hyperband|asha|...] [--trials N] [--max-epochs N]
            [--concurrency N] [--results-dir DIR] [--name NAME] [--resume SWEEP] [--storage URL]
            [--setting k=v ...] [--param name=range ...]
+automl run --resume SWEEP [--rebuild-study]
+                             continue a stopped or killed sweep; rebuild its damaged study or summary.json
 automl worker --storage URL --study NAME [--results-dir DIR] [--concurrency N]
                              join a sweep from another process or machine
 automl status SWEEP          a table of the trials and the best
@@ -18,15 +20,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
-from automl.errors import AutomlError
+from automl.errors import AutomlError, SettingError
 
 __all__ = ["build_parser", "main"]
+
+# Options whose value may start with "-": argparse would take ``--time-budget -5m`` for two flags; joined
+# as ``--time-budget=-5m`` the value reaches its check, which says what is wrong with it.
+_DASH_VALUE_OPTIONS = ("--time-budget",)
+_DASH_VALUE = re.compile(r"-[\d.]")
+
+
+def attach_dash_values(argv: Sequence[str]) -> list[str]:
+    """``[..., "--time-budget", "-5m", ...]`` -> ``[..., "--time-budget=-5m", ...]``."""
+    out: list[str] = []
+    items = list(argv)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        following = items[index + 1] if index + 1 < len(items) else None
+        if item in _DASH_VALUE_OPTIONS and following is not None and _DASH_VALUE.match(following):
+            out.append(f"{item}={following}")
+            index += 2
+            continue
+        out.append(item)
+        index += 1
+    return out
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -41,8 +66,13 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from automl.commands.run import resume, start
 
+    if args.rebuild_study and not args.resume:
+        raise SettingError(
+            "--rebuild-study: rebuilds a stopped sweep's study and summary.json from its trial folders; "
+            "name the sweep with --resume SWEEP (automl run --resume results/<sweep> --rebuild-study)"
+        )
     if args.resume:
-        return resume(args.resume)
+        return resume(args.resume, rebuild=args.rebuild_study, storage=args.storage)
     return start(args)
 
 
@@ -226,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", default="results", help="where sweep folders go (default ./results)")
     run.add_argument("--name", help="sweep folder name (default a timestamp)")
     run.add_argument("--resume", metavar="SWEEP", help="continue a sweep that was stopped or killed")
+    run.add_argument(
+        "--rebuild-study",
+        action="store_true",
+        help="with --resume: rebuild a damaged study journal and summary.json from the trial folders "
+        "(finished trials are kept, interrupted ones re-queued), then resume",
+    )
     run.add_argument("--storage", help="Optuna storage URL (default a journal file in the sweep folder)")
     run.add_argument(
         "--tracking-uri",
@@ -304,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(attach_dash_values(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args) or 0)
     except AutomlError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AutomlError", "SettingError", "SpecRejected"]
+__all__ = ["AutomlError", "SettingError", "SpecRejected", "SweepFolderError"]
 
 
 class AutomlError(Exception):
@@ -19,5 +19,12 @@ class SpecRejected(AutomlError):
 
 class SettingError(AutomlError):
     """An AutoML setting or run argument is unknown or has a bad value."""
+
+    exit_code = 2
+
+
+class SweepFolderError(AutomlError):
+    """A sweep folder is missing, or its ``summary.json`` or study journal cannot be read; the message
+    says what still holds the results and how to rebuild what is damaged."""
 
     exit_code = 2

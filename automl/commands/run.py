@@ -1,20 +1,26 @@
 """``automl run``: from the command line to a finished sweep (or a plain training run).
 
-Order: spec (``-e`` or the demo preset, whose synthetic dataset is generated when missing) -> policy
-(``--policy``, ``--request``, the runnability gate) -> settings (TAO names) -> search space (from the
-train schema) -> sweep folder -> backend (by name) -> the sweep loop -> best trial -> its pipeline.
+Order: the checks that compute nothing (``--results-dir``, ``--name``, ``--storage``, policy, settings:
+a bad flag writes nothing) -> spec (``-e`` or the demo preset, whose synthetic dataset is generated when
+missing) -> search space (from the train schema) -> sweep folder -> backend (by name) -> the sweep
+loop -> best trial -> its pipeline. Once summary.json is written, an error leaves it FAILED with the
+reason (:func:`failed_on_error`), never RUNNING. ``--resume`` checks the study journal before the sweep
+is marked RUNNING again; ``--rebuild-study`` first rebuilds it (:mod:`automl.commands.rebuild`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from dataclasses import asdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from automl.backends import BACKENDS, make_backend
 from automl.backends.base import SweepPlan
+from automl.backends.storage_url import check_storage, journal_path
+from automl.commands.sweep_folder import check_sweep_location, make_sweep_folder, summary_document
 from automl.commands.sweep_inputs import (
     concurrency,
     demo_spec,
@@ -23,11 +29,11 @@ from automl.commands.sweep_inputs import (
     settings_from_args,
     sweep_epochs,
 )
-from automl.errors import AutomlError, SettingError
+from automl.errors import AutomlError, SettingError, SweepFolderError
 from automl.launch.devices import visible_gpus
 from automl.launch.rendezvous import rendezvous_env
 from automl.project_files import schema_file
-from automl.results.summary import SweepSummary, read_summary
+from automl.results.summary import SUMMARY, SweepSummary, read_summary, rebuild_command
 from automl.settings.action_profiles import action_profile, check_action_settings
 from automl.settings.policy import resolve_policy
 from automl.settings.tao_settings import AutomlSettings, parse_settings
@@ -38,27 +44,13 @@ from automl.sweep.display import SweepDisplay
 from automl.sweep.loop import SweepLoop
 from automl.tracking.tracker import DEFAULT_EXPERIMENT, Tracker
 
-__all__ = ["execute", "resume", "start"]
-
-
-def _sweep_folder(results_dir: str, name: str | None) -> Path:
-    folder = Path(results_dir) / (name or time.strftime("sweep-%Y%m%d-%H%M%S"))
-    if (folder / "summary.json").exists():
-        raise AutomlError(
-            f"{folder} already holds a sweep; continue it with `automl run --resume {folder}` "
-            f"or choose another --name"
-        )
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _metric_description(settings: AutomlSettings, action: str) -> str:
-    profile = action_profile(action)
-    return profile.metric_description if settings.metric == profile.metric else settings.metric
+__all__ = ["execute", "failed_on_error", "resume", "start"]
 
 
 def start(args: Any) -> int:
-    spec_path = Path(args.experiment_spec) if args.experiment_spec else demo_spec()
+    # what needs no computing is checked first: nothing is written or trained for a bad flag
+    check_sweep_location(args.results_dir, args.name)
+    check_storage(args.storage)
     decision = resolve_policy(args.policy, args.request)
     action = action_profile(getattr(args, "action", None)).action
     settings = parse_settings(settings_from_args(args))
@@ -67,12 +59,13 @@ def start(args: Any) -> int:
         names = " or ".join(n for n in BACKENDS if n != "none")
         raise SettingError(f"backend: {settings.backend!r} is not available; use {names}")
     ranges = param_ranges(args.param)
+    spec_path = Path(args.experiment_spec) if args.experiment_spec else demo_spec()
     base = resolve_spec(spec_path, args.overrides, action=action)
     max_epochs = sweep_epochs(settings, base)
     base = set_dotted(base, "train.num_epochs", max_epochs)  # the space sees the epochs trials will run
     schema_path = Path(args.schema) if args.schema else schema_file(action)
     space = make_space(schema_path, base, settings, ranges, action) if decision.search else None
-    folder = _sweep_folder(args.results_dir, args.name)
+    folder = make_sweep_folder(args.results_dir, args.name)
     experiment = args.experiment or str(base.get("model_name") or "") or DEFAULT_EXPERIMENT
     config = {
         "tracking_uri": args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
@@ -91,48 +84,39 @@ def start(args: Any) -> int:
         "pipeline": not getattr(args, "no_pipeline", False) and action == "train",
         "action": action,
     }
-    summary = SweepSummary(
-        folder,
-        {
-            "name": folder.name,
-            "status": "RUNNING",
-            "started": time.time(),
-            "action": action,
-            "metric": {
-                "name": settings.metric,
-                "direction": settings.direction,
-                "description": _metric_description(settings, action),
-            },
-            "policy": {
-                "decision": "auto" if decision.search else "off",
-                "reason": decision.reason,
-                "message": decision.message,
-            },
-            "backend": settings.backend if decision.search else "none",
-            "algorithm": {
-                "sampler": settings.algorithm,
-                "fidelity": settings.fidelity,
-                "name": settings.algorithm_name,
-            }
-            if decision.search
-            else None,
-            "settings": asdict(settings),
-            "config": config,
-            "space": space.as_dict() if space is not None else None,
-            "max_epochs": max_epochs,
-            "trials": [],
-            "best": None,
-            "pipeline": {},
-        },
-    )
+    policy = {
+        "decision": "auto" if decision.search else "off",
+        "reason": decision.reason,
+        "message": decision.message,
+    }
+    summary = SweepSummary(folder, summary_document(folder.name, settings, config, space, max_epochs, policy))
     summary.save()
-    print(f"AutoML: {'search' if decision.search else 'plain training'} ({decision.reason})", flush=True)
-    if decision.message:
-        print(decision.message, flush=True)
-    print(f"sweep folder: {folder}", flush=True)
-    if space is not None:
-        print(format_space_table(space), flush=True)
-    return execute(summary, base, space, settings, config, max_epochs, visible_gpus(), resume=False)
+    with failed_on_error(summary):
+        print(f"AutoML: {'search' if decision.search else 'plain training'} ({decision.reason})", flush=True)
+        if decision.message:
+            print(decision.message, flush=True)
+        print(f"sweep folder: {folder}", flush=True)
+        if space is not None:
+            print(format_space_table(space), flush=True)
+        return execute(summary, base, space, settings, config, max_epochs, visible_gpus(), resume=False)
+
+
+@contextlib.contextmanager
+def failed_on_error(summary: SweepSummary) -> Iterator[None]:
+    """An error once summary.json is written (a storage that cannot be opened, a backend that cannot
+    start, a crash of the loop) leaves the sweep FAILED with the reason, and Ctrl-C STOPPED: never
+    RUNNING."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if summary.data.get("status") == "RUNNING":
+            summary.set(status="STOPPED")
+        raise
+    except Exception as exc:
+        if summary.data.get("status") == "RUNNING":
+            reason = str(exc) if isinstance(exc, AutomlError) else f"{type(exc).__name__}: {exc}"
+            summary.set(status="FAILED", failure=" ".join(reason.split()), finished=time.time())
+        raise
 
 
 def execute(
@@ -169,14 +153,14 @@ def execute(
     uri = config.get("tracking_uri") if config.get("track", True) else "off"
     tracker = Tracker.open(uri, config.get("experiment") or DEFAULT_EXPERIMENT, folder)
     tracker.start_sweep(summary.data)
-    with SweepDisplay(settings.metric, maximize=plan.objective.maximize) as display:
-        loop = SweepLoop(plan, summary, display, tracker)
-        try:
-            data = loop.run(backend, resume=resume)
-        except KeyboardInterrupt:
-            summary.set(status="STOPPED")
-            tracker.finish_sweep(summary.data)
-            raise
+    try:
+        with SweepDisplay(settings.metric, maximize=plan.objective.maximize) as display:
+            loop = SweepLoop(plan, summary, display, tracker)
+            with failed_on_error(summary):
+                data = loop.run(backend, resume=resume)
+    except BaseException:
+        tracker.finish_sweep(summary.data)  # the sweep's MLflow run ends as summary.json says
+        raise
     tracker.finish_sweep(data)
     if tracker.degraded:
         print(
@@ -201,18 +185,60 @@ def execute(
     return 0 if best else 1
 
 
-def resume(sweep_dir: str) -> int:
-    folder = Path(sweep_dir)
-    data = read_summary(folder)
-    config = data["config"]
-    settings = parse_settings(config["setting_pairs"])
-    base = config["base_spec"]
+def _resume_inputs(
+    folder: Path, data: dict[str, Any]
+) -> tuple[AutomlSettings, dict[str, Any], SearchSpace | None]:
+    try:
+        config = data["config"]
+        settings = parse_settings(config["setting_pairs"])
+        base = config["base_spec"]
+        searched = data["policy"]["decision"] == "auto"
+        int(data["max_epochs"])
+    except (KeyError, TypeError, ValueError) as exc:
+        missing = f"no {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
+        raise SweepFolderError(
+            f"{folder / SUMMARY}: not a complete sweep summary ({missing}); the trial folders and the study "
+            f"journal still hold the results: rebuild it with {rebuild_command(folder)}"
+        ) from None
     space = None
-    if data["policy"]["decision"] == "auto":
+    if searched:
         ranges = config.get("param_ranges") or {}
         space = make_space(Path(config["schema"]), base, settings, ranges, config.get("action", "train"))
+    return settings, base, space
+
+
+def _check_study(folder: Path, data: dict[str, Any]) -> None:
+    """Before the sweep is marked RUNNING again: its journal can be read (a torn last record is cut)."""
+    if data.get("backend") != "optuna":
+        return
+    from automl.backends.optuna.journal_file import check_journal
+
+    storage = data["config"].get("storage")
+    journal = journal_path(storage, folder)
+    if journal is not None:
+        warning = check_journal(journal, folder, shared=bool(storage))
+        if warning:
+            print(warning, flush=True)
+
+
+def resume(sweep_dir: str, *, rebuild: bool = False, storage: str | None = None) -> int:
+    """``automl run --resume SWEEP`` (``rebuild``: ``--rebuild-study`` first; ``storage``: where the
+    study is when summary.json, which names it, is lost)."""
+    folder = Path(sweep_dir)
+    if rebuild:
+        from automl.commands.rebuild import rebuild_sweep
+
+        data = rebuild_sweep(folder, storage)
+    else:
+        data = read_summary(folder)
+    settings, base, space = _resume_inputs(folder, data)
+    if space is not None and not rebuild:
+        _check_study(folder, data)
     summary = SweepSummary(folder, data)
     summary.set(status="RUNNING", resumed=time.time())
     print(f"resuming sweep {folder}", flush=True)
-    max_epochs = int(data["max_epochs"])
-    return execute(summary, base, space, settings, config, max_epochs, visible_gpus(), resume=True)
+    with failed_on_error(summary):
+        max_epochs = int(data["max_epochs"])
+        return execute(
+            summary, base, space, settings, data["config"], max_epochs, visible_gpus(), resume=True
+        )

@@ -66,6 +66,10 @@ def run_worker(
     from automl.sweep.loop import SweepLoop
     from automl.sweep.view import load_shared_study
 
+    if results_dir:
+        from automl.commands.sweep_folder import check_sweep_location
+
+        check_sweep_location(results_dir, None)  # a folder (or to be made), before the storage is opened
     probe = load_shared_study(storage_url, study_name, Path.cwd())
     definition = probe.user_attrs.get(DEFINITION_ATTR)
     if not definition:

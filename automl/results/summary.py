@@ -24,7 +24,7 @@ from typing import Any
 
 from automl.results.trial_record import TrialRecord
 
-__all__ = ["SUMMARY", "SweepSummary", "read_summary", "write_json_atomic"]
+__all__ = ["SUMMARY", "SweepSummary", "read_summary", "rebuild_command", "write_json_atomic"]
 
 SUMMARY = "summary.json"
 
@@ -45,16 +45,35 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def rebuild_command(sweep: str | Path) -> str:
+    return f"`automl run --resume {sweep} --rebuild-study`"
+
+
 def read_summary(sweep: str | Path) -> dict[str, Any]:
-    from automl.errors import AutomlError
+    """The sweep's summary.json; a missing or damaged one is a :class:`SweepFolderError` that says what
+    still holds the results (the trial folders, the study journal) and how to rebuild it."""
+    from automl.errors import SweepFolderError
 
     path = Path(sweep) / SUMMARY
+    holders = (
+        f"the trial folders ({Path(sweep) / 'trials'}/) and the study journal ({Path(sweep) / 'optuna.journal'}, "
+        f"or the sweep's --storage) still hold the results: rebuild {SUMMARY} from them with {rebuild_command(sweep)}"
+    )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AutomlError(f"{sweep}: no {SUMMARY} here; give the folder `automl run` printed") from None
-    except json.JSONDecodeError as exc:
-        raise AutomlError(f"{path}: unreadable ({exc})") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        if (Path(sweep) / "trials").is_dir():
+            raise SweepFolderError(f"{path}: missing; {holders}") from None
+        raise SweepFolderError(f"{sweep}: no {SUMMARY} here; give the folder `automl run` printed") from None
+    except (ValueError, OSError) as exc:  # JSONDecodeError, UnicodeDecodeError, a folder named summary.json
+        raise SweepFolderError(
+            f"{path}: unreadable ({' '.join(str(exc).split())[:200]}); {holders}"
+        ) from None
+    if not isinstance(data, dict):
+        raise SweepFolderError(
+            f"{path}: not a sweep summary (a JSON {type(data).__name__}, not an object); {holders}"
+        )
+    return data
 
 
 class SweepSummary:

@@ -180,14 +180,17 @@ def _metric(name: str, value: Any) -> str:
 
 
 def _seconds(name: str, value: Any) -> float | None:
-    """Seconds, or a duration such as ``90s``, ``30m``, ``2h``, ``1.5h``."""
+    """Seconds, or a duration such as ``90s``, ``30m``, ``2h``, ``1.5h``; more than zero."""
     if value is None:
         return None
+    given = value
     if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+        match = re.fullmatch(r"\s*([-+]?\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
         if not match:
             raise SettingError(f"{name}: got {value!r}; expected seconds or a duration like 30m or 2h")
         value = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+        raise SettingError(f"{name}: got {given!r}; must be positive: seconds or a duration like 30m or 2h")
     return _float(0.0, exclusive=True)(name, value)
 
 

@@ -147,7 +147,8 @@ def _png_plots(summary: Mapping[str, Any], hist: dict[int, list[tuple[int, float
             ys.append(best)
         ax.step(xs, ys, where="post", color="tab:orange", label="best so far")
     ax.set(title="Optimization history", xlabel="trial", ylabel=METRIC)
-    ax.legend(loc="lower right")
+    if trials:  # a sweep that stopped before its first trial has nothing to label
+        ax.legend(loc="lower right")
     written.append(_save(fig, out / "optimization_history.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))

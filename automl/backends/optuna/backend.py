@@ -14,14 +14,20 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import optuna
 
 from automl.backends.base import AskTellBackend, SweepHooks, SweepPlan, TrialRequest
+from automl.backends.optuna.journal_file import check_journal, rebuild_hint
 from automl.backends.optuna.pbt import Population, clone_of
+from automl.backends.optuna.rebuild import folder_records, rebuild_study, study_lag
 from automl.backends.optuna.resume import requeue_interrupted
 from automl.backends.optuna.shared_budget import RECORD_ATTR, claim_trial, storage_records
 from automl.backends.optuna.study import make_storage, open_study
+from automl.backends.storage_url import journal_path
+from automl.errors import SettingError, SweepFolderError
+from automl.results.trial_folders import trial_numbers
 from automl.results.trial_record import TrialRecord, TrialState
 from automl.space.sampling import encode_params, sample_params
 
@@ -57,16 +63,24 @@ class OptunaBackend(AskTellBackend):
 
     def open(self, hooks: SweepHooks, *, resume: bool) -> None:
         plan = self.plan
-        storage = make_storage(plan.storage, plan.folder)
+        journal = journal_path(plan.storage, plan.folder)
+        written = journal is not None and journal.is_file() and journal.stat().st_size > 0
+        if journal is not None and (resume or (self.join and written)):
+            warning = check_journal(journal, plan.folder, shared=self.shared)  # a torn last record is cut
+            if warning:
+                print(warning, flush=True)
         create = not (resume or self.join)
-        self.study = open_study(
-            plan.study or plan.folder.name,
-            storage,
-            plan.settings,
-            plan.max_epochs,
-            create=create,
-            definition=plan.definition or None,
-        )
+        try:
+            self.study = self._open_study(create)
+        except SettingError:  # no study of that name
+            if not (resume and journal is not None):
+                raise
+            name = plan.study or plan.folder.name
+            raise SweepFolderError(
+                f"{journal}: holds no study named {name!r}; {rebuild_hint(plan.folder, self.shared)}"
+            ) from None
+        if resume and journal is not None:
+            self._catch_up(hooks, journal)
         if create and plan.settings.run_baseline and not self.study.trials:
             # TAO's baseline: the first trial runs the spec's own values
             self.study.enqueue_trial(
@@ -74,6 +88,43 @@ class OptunaBackend(AskTellBackend):
             )
         if resume:
             requeue_interrupted(self.study, hooks)
+
+    def _open_study(self, create: bool) -> optuna.Study:
+        plan = self.plan
+        return open_study(
+            plan.study or plan.folder.name,
+            make_storage(plan.storage, plan.folder),
+            plan.settings,
+            plan.max_epochs,
+            create=create,
+            definition=plan.definition or None,
+        )
+
+    def _catch_up(self, hooks: SweepHooks, journal: Path) -> None:
+        """A journal that lacks trials summary.json or the trial folders show (cut short by a crash) is
+        rebuilt from them before the resume, so no finished trial is run again and no trial number is
+        used twice (:mod:`automl.backends.optuna.rebuild`)."""
+        plan, known = self.plan, hooks.trials()
+        lag = study_lag(self._study(), known, trial_numbers(plan.folder))
+        if not lag:
+            return
+        shown = "; ".join(lag[:3]) + ("; ..." if len(lag) > 3 else "")
+        if self.shared:  # other processes may be writing to it: the user stops them first
+            raise SweepFolderError(
+                f"{journal}: the study is behind summary.json ({shown}); {rebuild_hint(plan.folder, True)}"
+            )
+        records = folder_records(plan, known)
+        kept = rebuild_study(plan, records, journal)
+        numbers = {r.number for r in known}
+        for record in records:  # trials only their folders knew about
+            if record.number not in numbers:
+                hooks.trial_updated(record)
+        print(
+            f"warning: {journal}: the study was behind summary.json ({shown}); rebuilt it from summary.json "
+            f"and the trial folders" + (f" (the old journal is kept in {kept.name})" if kept else ""),
+            flush=True,
+        )
+        self.study = self._open_study(create=False)
 
     # --- ask / report / tell -----------------------------------------------------------------
     def _study(self) -> optuna.Study:
@@ -134,8 +185,9 @@ class OptunaBackend(AskTellBackend):
     def tell(self, request: TrialRequest, record: TrialRecord) -> None:
         study, trial = self._study(), request.handle
         with self.lock:
-            if self.shared:  # before the tell: a finished trial's attributes are frozen
-                trial.set_user_attr(RECORD_ATTR, record.to_dict())
+            # before the tell (a finished trial's attributes are frozen): the study holds every finished
+            # trial's record, the ledger of a shared storage and what a rebuild of summary.json reads
+            trial.set_user_attr(RECORD_ATTR, record.to_dict())
             if record.state == TrialState.COMPLETE:
                 study.tell(trial, record.value)
             else:

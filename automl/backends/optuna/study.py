@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 
+from automl.backends.storage_url import check_storage, journal_path, shown
 from automl.errors import SettingError
 from automl.results.objective import Direction
 from automl.settings.tao_settings import AutomlSettings
@@ -24,29 +25,31 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def make_storage(storage: str | None, sweep_dir: Path) -> Any:
-    if not storage:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
+    """The study storage (checked first: :func:`automl.backends.storage_url.check_storage`); one that
+    cannot be opened (a server that is down, a file that is no database) is a :class:`SettingError`."""
+    check_storage(storage)
+    journal = journal_path(storage, sweep_dir)
+    try:
+        if journal is not None:
+            from optuna.storages import JournalStorage
+            from optuna.storages.journal import JournalFileBackend
 
-        return JournalStorage(JournalFileBackend(str(sweep_dir / "optuna.journal")))
-    if storage.startswith("redis://"):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalRedisBackend
+            return JournalStorage(JournalFileBackend(str(journal)))
+        if storage and storage.startswith("redis://"):
+            from optuna.storages import JournalStorage
+            from optuna.storages.journal import JournalRedisBackend
 
-        return JournalStorage(JournalRedisBackend(storage))
-    if storage.endswith(".journal") or storage.startswith("journal://"):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        return JournalStorage(JournalFileBackend(storage.removeprefix("journal://")))
-    if "://" not in storage:
+            return JournalStorage(JournalRedisBackend(storage))
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5: not the user's concern
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(str(storage), heartbeat_interval=60, grace_period=180)
+    except Exception as exc:  # SQLAlchemy's, Redis's or the file system's reason, kept in the message
+        where = journal if journal is not None else shown(str(storage))
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise SettingError(
-            f"--storage: {storage!r} is not a storage URL; use postgresql://user:pw@host/db, sqlite:///file.db, "
-            f"redis://host:6379 or a path ending in .journal"
-        )
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5: not the user's concern
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=180)
+            f"--storage: could not open the study storage {where} ({type(exc).__name__}: {reason}); check "
+            f"that it is reachable and is an Optuna storage, or use another --storage"
+        ) from exc
 
 
 class TopFraction:
