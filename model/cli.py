@@ -4,7 +4,7 @@
 rtdetr evaluate|inference|export|gen_trt_engine|quantize|distill -e spec.yaml [key=value ...]
 rtdetr validate -e spec.yaml [--action train] [key=value ...]
 rtdetr schemas [--check]
-rtdetr dataset synth --out DIR [--train N] [--val N] [--test N] [--size PX] [--classes K] [--seed S]
+rtdetr dataset synth --out DIR [--train N] [--val N] [--test N] [--size PX] [--classes K] [--seed S] [--dense]
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ def _dataset_synth(args: argparse.Namespace) -> int:
         size=args.size,
         classes=args.classes,
         seed=args.seed,
+        dense=args.dense,
     )
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -196,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--classes", type=int, default=3, help="number of shape classes (default 3)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument(
+        "--dense",
+        action="store_true",
+        help="harder layout: 4 to 12 objects per image, 7%% to 20%% of the side (default: 0 to 4, 15%% to 45%%)",
+    )
     synth.set_defaults(func=_dataset_synth)
     return parser
 

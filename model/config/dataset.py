@@ -14,6 +14,7 @@ from model.config.fields import (
     float_field,
     int_field,
     list_field,
+    opt_in,
     str_field,
 )
 
@@ -61,6 +62,46 @@ class RTAugmentationConfig:
         False,
         display_name="preserve aspect ratio",
         description="Flag to enable resize with preserving the aspect ratio.",
+    )
+    mosaic_prob: float = opt_in(
+        float_field(
+            0.0,
+            display_name="mosaic probability",
+            description=(
+                "The probability that a training sample is a mosaic of four images (more objects, so more "
+                "one-to-one matched queries per image). Not a TAO key; 0 keeps TAO's pipeline."
+            ),
+            valid_min=0.0,
+            valid_max=1.0,
+            automl=True,
+        )
+    )
+    mixup_prob: float = opt_in(
+        float_field(
+            0.0,
+            display_name="mixup probability",
+            description=(
+                "The probability that a training sample is blended with a second one, keeping the boxes "
+                "of both. Not a TAO key; 0 keeps TAO's pipeline."
+            ),
+            valid_min=0.0,
+            valid_max=1.0,
+            automl=True,
+        )
+    )
+    mix_stop_fraction: float = opt_in(
+        float_field(
+            1.0,
+            display_name="mosaic and mixup stop fraction",
+            description=(
+                "Mosaic and mixup are switched off after this fraction of train.num_epochs, so the last "
+                "epochs train on plain images. Not a TAO key."
+            ),
+            valid_min=0.0,
+            valid_max=1.0,
+            math_cond="> 0.0",
+            automl=True,
+        )
     )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "float_field",
     "int_field",
     "list_field",
+    "opt_in",
     "str_field",
 ]
 
@@ -320,3 +321,14 @@ def dataclass_field(
     if optional:
         return dataclasses.field(default=None, metadata=meta)
     return dataclasses.field(default_factory=cls, metadata=meta)
+
+
+def opt_in(spec_field: Any) -> Any:
+    """Mark a searchable (``automl=True``) key of ours as opt-in: ``automl_enabled`` stays true, but the key
+    is left out of ``automl_default_parameters``, so a sweep searches TAO's default space unless the
+    user names the key in ``automl_hyperparameters``."""
+    if spec_field.metadata.get("automl_enabled") != "TRUE":
+        raise ValueError("opt_in is for keys declared with automl=True")
+    return dataclasses.field(
+        default=spec_field.default, metadata={**spec_field.metadata, "automl_default": False}
+    )

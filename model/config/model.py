@@ -15,6 +15,7 @@ from model.config.fields import (
     float_field,
     int_field,
     list_field,
+    opt_in,
     str_field,
 )
 
@@ -285,6 +286,33 @@ class RTModelConfig:
         display_name="gamma",
         description="The gamma value in the varifocal loss.",
         math_cond="> 0.0",
+    )
+    class_loss: str = opt_in(
+        str_field(
+            "vfl",
+            display_name="classification loss",
+            description=(
+                "The classification loss that stands for 'vfl' in loss_types: * vfl : varifocal loss "
+                "(TAO, RT-DETR) * mal : matchability-aware loss (DEIM): the target of a matched query is "
+                "IoU ** mal_gamma with full weight, so low-IoU matches still learn. Not a TAO key."
+            ),
+            options=["vfl", "mal"],
+            automl=True,
+        )
+    )
+    mal_gamma: float = opt_in(
+        float_field(
+            1.5,
+            display_name="MAL gamma",
+            description=(
+                "The exponent of the matchability-aware loss (class_loss=mal) on the IoU target and on the "
+                "unmatched queries' scores. Not a TAO key."
+            ),
+            valid_min=0.0,
+            valid_max=5.0,
+            math_cond="> 0.0",
+            automl=True,
+        )
     )
     clip_max_norm: float = float_field(0.1, display_name="clip max norm")
     aux_loss: bool = bool_field(

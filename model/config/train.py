@@ -12,6 +12,7 @@ from model.config.fields import (
     float_field,
     int_field,
     list_field,
+    opt_in,
     str_field,
 )
 
@@ -55,6 +56,17 @@ class RTEMAConfig:
         False,
         display_name="cpu offload",
         description="Offload EMA calculation to CPU. Note that this will significantly slow down training.",
+    )
+    warmup_steps: int = int_field(
+        0,
+        display_name="ema warm-up steps",
+        description=(
+            "Ramp the EMA decay up from 0 as decay * (1 - exp(-updates / warmup_steps)), so the average "
+            "follows the fast-changing early weights. 0 uses the full decay from the first update "
+            "(TAO's behaviour). Not a TAO key."
+        ),
+        valid_min=0,
+        valid_max=INF,
     )
 
 
@@ -114,9 +126,11 @@ class RTOptimConfig:
         display_name="learning rate scheduler",
         description=(
             "The learning scheduler: * MultiStep : Decrease the lr by lr_decay from lr_steps "
-            "* StepLR : Decrease the lr by lr_decay at every lr_step_size."
+            "* StepLR : Decrease the lr by lr_decay at every lr_step_size. "
+            "* FlatCosine : Hold the lr (after the warm-up) for flat_fraction of the training steps, "
+            "then follow a cosine down to lr * min_lr_ratio at the last step (not a TAO option)."
         ),
-        options=["MultiStep", "StepLR"],
+        options=["MultiStep", "StepLR", "FlatCosine"],
     )
     lr_steps: list[int] = list_field(
         [1000],
@@ -150,6 +164,29 @@ class RTOptimConfig:
         description="The number of steps to perform linear learning rate warm-up.",
         valid_min=0,
         valid_max=INF,
+    )
+    flat_fraction: float = opt_in(
+        float_field(
+            0.5,
+            display_name="flat fraction",
+            description=(
+                "FlatCosine: the fraction of the training steps at the full lr before the cosine decay "
+                "starts (the warm-up counts in it). Not a TAO key."
+            ),
+            valid_min=0.0,
+            valid_max=1.0,
+            automl=True,
+        )
+    )
+    min_lr_ratio: float = opt_in(
+        float_field(
+            0.05,
+            display_name="minimum lr ratio",
+            description="FlatCosine: the lr at the last step, as a fraction of the initial lr. Not a TAO key.",
+            valid_min=0.0,
+            valid_max=1.0,
+            automl=True,
+        )
     )
 
 
@@ -251,6 +288,17 @@ class RTTrainExpConfig:
             "spec file and run a sanity check on the trainer without actually initializing and "
             "running the trainer."
         ),
+    )
+    time_budget: str = str_field(
+        "",
+        display_name="time budget",
+        description=(
+            "Fit the run to a deadline: seconds (300) or a duration (90s, 5m, 1.5h). After each epoch "
+            "the number of epochs and the lr schedule (lr_steps, lr_step_size, the cosine length) are "
+            "rescaled so the schedule completes when the time is up. Empty: train.num_epochs as "
+            "written. Not a TAO key."
+        ),
+        regex=r"^(\s*|\s*[0-9]+(\.[0-9]+)?\s*[smh]?\s*)$",
     )
     enable_ema: bool = bool_field(
         False,

@@ -3,7 +3,9 @@
 ``build_dataset(spec, split)`` loads every source of the split (several train sources are
 concatenated in order), packs the records as ``dataset.dataset_type`` asks and attaches the
 train or eval transform. An item is ``(image (3, h, w) float, target dict)``; the loader's batch
-sampler may ask for ``(index, (h, w))`` to choose the batch's multi-scale size.
+sampler may ask for ``(index, (h, w))`` to choose the batch's multi-scale size, or for a
+``SampledItem`` ``(index, size, mixing)``: with ``mixing`` set, a training set with a non-zero
+``mosaic_prob`` or ``mixup_prob`` builds a mosaic / mixup sample (``mix_augment.py``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from model.data.coco_source import CocoSource, coco_ground_truth, load_coco_source
+from model.data.mix_augment import Decoded, MixAugmentation
 from model.data.mscoco import label_to_category_id
 from model.data.records import RecordTable, build_table
+from model.data.samplers import SampledItem
 from model.data.settings import DataSettings, data_settings
 from model.data.transforms import DetectionTransform
 from model.errors import DataError
@@ -56,17 +60,30 @@ class CocoDetectionDataset(Dataset):
         self.categories = [dict(c) for c in categories]
         self.remap_mscoco_category = remap_mscoco_category
         self.json_files = list(json_files)
+        mix = MixAugmentation(transform.settings)
+        self.mix = mix if transform.train and mix.active else None
 
     def __len__(self) -> int:
         return len(self.table)
 
     def __getitem__(
-        self, item: int | tuple[int, Sequence[int]]
+        self, item: int | tuple[int, Sequence[int]] | SampledItem
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        index, size = item if isinstance(item, tuple) else (item, None)
+        if isinstance(item, SampledItem):
+            index, size, mixing = item
+        elif isinstance(item, tuple):
+            (index, size), mixing = item, False
+        else:
+            index, size, mixing = item, None, False
+        if mixing and self.mix is not None:
+            return self.mix(int(index), size, len(self), self._decode, self.transform)
         record = self.table[int(index)]
         image = read_rgb(record.path)
         return self.transform(image, record.boxes, record.labels, record.image_id, size)
+
+    def _decode(self, index: int) -> Decoded:
+        record = self.table[index]
+        return Decoded(read_rgb(record.path), record.boxes, record.labels, record.image_id)
 
     @property
     def num_boxes(self) -> int:

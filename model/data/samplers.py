@@ -8,6 +8,11 @@ resize step ``k`` to the same size. A batch is a list of ``(index, (h, w))`` (or
 there are no sizes to choose from). Call ``set_epoch(e)`` before each epoch (as with torch's
 ``DistributedSampler``); without it each new iteration moves on to the next epoch by itself.
 
+Mosaic and mixup (``mix_augment.py``) are on by default and switched per epoch with
+``set_mixing(on)``. DataLoader workers are persistent processes that only see what the sampler
+yields, so the flag travels inside each item: while mixing is on an item is a ``SampledItem``
+``(index, size or None, mixing=True)``; while it is off the items are exactly the plain ones above.
+
 Evaluation (``EvalBatchSampler``): rank ``r`` takes indices ``r, r + world_size, ...`` in order;
 the last batch may be short and nothing is dropped or repeated.
 """
@@ -15,13 +20,24 @@ the last batch may be short and nothing is dropped or repeated.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from torch.utils.data import Sampler
 
-__all__ = ["EvalBatchSampler", "TrainBatchSampler"]
+__all__ = ["EvalBatchSampler", "SampledItem", "TrainBatchSampler"]
 
-Batch = list[tuple[int, tuple[int, int]]] | list[int]
+
+class SampledItem(NamedTuple):
+    """A training item while mosaic / mixup are allowed: the dataset index, the batch's ``(h, w)``
+    (None: ``train_spatial_size``) and the mixing flag."""
+
+    index: int
+    size: tuple[int, int] | None
+    mixing: bool
+
+
+Batch = list[SampledItem] | list[tuple[int, tuple[int, int]]] | list[int]
 
 
 class TrainBatchSampler(Sampler[Batch]):
@@ -47,6 +63,11 @@ class TrainBatchSampler(Sampler[Batch]):
         self.sizes = [tuple(int(v) for v in s) for s in sizes]
         self.epoch = 0
         self._epoch_set = False
+        self.mixing = True
+
+    def set_mixing(self, on: bool) -> None:
+        """Allow mosaic / mixup in the batches of the next iterations (the trainer's ``mix_stop_fraction``)."""
+        self.mixing = bool(on)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -56,7 +77,7 @@ class TrainBatchSampler(Sampler[Batch]):
         return self.size // (self.batch_size * self.world_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        epoch = self.epoch
+        epoch, mixing = self.epoch, self.mixing  # one epoch is mixed or plain throughout
         if not self._epoch_set:
             self.epoch += 1  # next iteration shuffles anew
         self._epoch_set = False
@@ -66,8 +87,10 @@ class TrainBatchSampler(Sampler[Batch]):
         size_rng = np.random.default_rng([self.seed, epoch, 1])
         for step in range(steps):
             batch = [int(i) for i in mine[step * self.batch_size : (step + 1) * self.batch_size]]
-            if self.sizes:
-                chosen = self.sizes[int(size_rng.integers(len(self.sizes)))]
+            chosen = self.sizes[int(size_rng.integers(len(self.sizes)))] if self.sizes else None
+            if mixing:
+                yield [SampledItem(i, chosen, True) for i in batch]
+            elif chosen is not None:
                 yield [(i, chosen) for i in batch]
             else:
                 yield batch

@@ -62,6 +62,12 @@ def _prob(value: Any, key: str) -> float:
     return float(value)
 
 
+def _fraction(value: Any, key: str) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0.0 < value <= 1.0:
+        raise DataError(f"{key}: {value!r} must be a fraction in (0, 1] (greater than 0, at most 1)")
+    return float(value)
+
+
 def _size(value: Any, key: str) -> tuple[int, int]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise DataError(f"{key}: {value!r} must be a [height, width] list of two integers, e.g. [640, 640]")
@@ -120,5 +126,8 @@ def data_settings(spec: Mapping[str, Any]) -> DataSettings:
             distortion_prob=_prob(aug["distortion_prob"], "dataset.augmentation.distortion_prob"),
             iou_crop_prob=_prob(aug["iou_crop_prob"], "dataset.augmentation.iou_crop_prob"),
             preserve_aspect_ratio=bool(aug["preserve_aspect_ratio"]),
+            mosaic_prob=_prob(aug["mosaic_prob"], "dataset.augmentation.mosaic_prob"),
+            mixup_prob=_prob(aug["mixup_prob"], "dataset.augmentation.mixup_prob"),
+            mix_stop_fraction=_fraction(aug["mix_stop_fraction"], "dataset.augmentation.mix_stop_fraction"),
         ),
     )

@@ -5,7 +5,8 @@ holding 0 to 4 objects, mostly 1 to 3; about one image in sixteen is empty. An o
 bright shape (circle, square, triangle, then diamond, cross, star, hexagon, ring when more classes
 are asked for) of any hue, 15% to 45% of the image side (never under 12 px). Placements whose
 box overlaps an earlier box too much (IoU > 0.3, or more than half of the smaller box covered)
-are rejected, so every object stays clearly visible. The class is the shape, never the colour or
+are rejected, so every object stays clearly visible. ``dense=True`` is the harder layout: 4 to 12
+objects per image, 7% to 20% of the side (never under 8 px), the same overlap rules. The class is the shape, never the colour or
 the size. Boxes are the tight boxes of the drawn shapes (alpha >= 0.5), in pixels.
 
 What a model must learn: to find bright blobs on a dark background (easy: the brightness gap is
@@ -55,6 +56,9 @@ MAX_SIDE_FRACTION = 0.45
 MAX_IOU = 0.3
 MAX_COVERED = 0.5  # largest share of the smaller box that another box may cover
 PLACEMENT_TRIES = 40
+DENSE_COUNTS = (4, 12)  # dense=True: objects per image, uniform in this range
+DENSE_SIDE_FRACTIONS = (0.07, 0.20)
+DENSE_MIN_SIDE_PX = 8
 MIN_COLOUR_DISTANCE = 90.0  # RGB distance between overlapping objects, so they never merge
 JPEG_QUALITY = 95
 ARCHIVE_MTIME = 1577836800  # 2020-01-01T00:00:00Z, fixed so archives are reproducible
@@ -103,13 +107,18 @@ def _intersects(box: tuple[int, int, int, int], other: tuple[int, int, int, int]
 
 
 def render_image(
-    rng: np.random.Generator, size: int, classes: int
+    rng: np.random.Generator, size: int, classes: int, dense: bool = False
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Draw one image; return it (``uint8``, HxWx3) and its objects (``category_id``, ``bbox``, ``area``)."""
     image = background(size, rng)
-    count = int(rng.choice(len(COUNT_WEIGHTS), p=np.asarray(COUNT_WEIGHTS) / sum(COUNT_WEIGHTS)))
-    min_side = max(MIN_SIDE_PX, round(MIN_SIDE_FRACTION * size))
-    max_side = max(min_side, round(MAX_SIDE_FRACTION * size))
+    if dense:
+        count = int(rng.integers(DENSE_COUNTS[0], DENSE_COUNTS[1] + 1))
+        min_side = max(DENSE_MIN_SIDE_PX, round(DENSE_SIDE_FRACTIONS[0] * size))
+        max_side = max(min_side, round(DENSE_SIDE_FRACTIONS[1] * size))
+    else:
+        count = int(rng.choice(len(COUNT_WEIGHTS), p=np.asarray(COUNT_WEIGHTS) / sum(COUNT_WEIGHTS)))
+        min_side = max(MIN_SIDE_PX, round(MIN_SIDE_FRACTION * size))
+        max_side = max(min_side, round(MAX_SIDE_FRACTION * size))
     objects: list[dict[str, Any]] = []
     boxes: list[tuple[int, int, int, int]] = []
     colours: list[np.ndarray] = []
@@ -190,7 +199,7 @@ def _write_archive(path: Path, members: Iterator[tuple[str, bytes]]) -> None:
 
 
 def _write_split(
-    folder: Path, split_index: int, count: int, size: int, classes: int, seed: int
+    folder: Path, split_index: int, count: int, size: int, classes: int, seed: int, dense: bool
 ) -> dict[str, Any]:
     """Render one split into ``folder``; return its summary."""
     images: list[dict[str, Any]] = []
@@ -199,7 +208,7 @@ def _write_split(
     def members() -> Iterator[tuple[str, bytes]]:
         for index in range(count):
             rng = np.random.default_rng([seed, split_index, index])
-            pixels, objects = render_image(rng, size, classes)
+            pixels, objects = render_image(rng, size, classes, dense)
             image_id = index + 1
             file_name = f"{index:06d}.jpg"
             images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
@@ -212,7 +221,8 @@ def _write_split(
     json_file.unlink(missing_ok=True)  # never pair a new archive with a stale json from an earlier run
     _write_archive(archive, members())
     coco = {
-        "info": {"description": "rtdetr synthetic shapes", "version": "1.0", "size": size, "seed": seed},
+        "info": {"description": "rtdetr synthetic shapes", "version": "1.0", "size": size, "seed": seed}
+        | ({"dense": True} if dense else {}),
         "licenses": [],
         "images": images,
         "annotations": annotations,
@@ -241,6 +251,7 @@ def generate_dataset(
     size: int = 128,
     classes: int = 3,
     seed: int = 0,
+    dense: bool = False,
 ) -> dict[str, Any]:
     """Write the synthetic shapes dataset under ``out`` and return a summary.
 
@@ -250,6 +261,7 @@ def generate_dataset(
         size: image side in pixels, a multiple of 32, at least 32.
         classes: number of shape classes K, 1..len(CLASS_NAMES); category ids are 1..K.
         seed: any integer >= 0; the same arguments give byte-identical files.
+        dense: the harder layout (module doc): more and smaller objects per image.
 
     Returns:
         ``{"out", "label_map", "class_names", "num_classes", "size", "seed", "splits"}`` where
@@ -267,7 +279,7 @@ def generate_dataset(
         for split_index, split in enumerate(SPLITS):
             folder = root / split
             folder.mkdir(parents=True, exist_ok=True)
-            splits[split] = _write_split(folder, split_index, counts[split], size, classes, seed)
+            splits[split] = _write_split(folder, split_index, counts[split], size, classes, seed, dense)
         label_map = root / "label_map.txt"
         _write_atomic(label_map, "".join(f"{name}\n" for name in CLASS_NAMES[:classes]).encode("utf-8"))
     except OSError as error:

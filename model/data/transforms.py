@@ -42,6 +42,9 @@ class AugmentationSettings:
     distortion_prob: float = 0.8
     iou_crop_prob: float = 0.8
     preserve_aspect_ratio: bool = False
+    mosaic_prob: float = 0.0  # mosaic and mixup: model/data/mix_augment.py
+    mixup_prob: float = 0.0
+    mix_stop_fraction: float = 1.0  # read by the trainer (TrainBatchSampler.set_mixing)
 
 
 def _resize_and_pad(

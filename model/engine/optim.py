@@ -1,9 +1,11 @@
-"""TAO's optimiser for RT-DETR: AdamW with parameter groups, MultiStep or StepLR, linear warmup.
+"""TAO's optimiser for RT-DETR: AdamW with parameter groups, MultiStep or StepLR (or our FlatCosine),
+linear warmup.
 
 Groups: backbone parameters at ``train.optim.lr_backbone``; every other parameter at ``train.optim.lr``;
 no weight decay on norms and biases (1-D parameters). ``train.optim.momentum`` has no effect on AdamW
 (as in TAO). The scheduler steps once per epoch (``lr_steps`` / ``lr_step_size`` are epochs, as
-Lightning's default interval in TAO); warmup is per step.
+Lightning's default interval in TAO); warmup is per step. FlatCosine (``engine/schedules.py``) steps
+per optimiser step and does its own warm-up.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from torch import nn
 
 from model.config.defaults import with_defaults
+from model.engine.schedules import FlatCosineLR
 from model.errors import ConfigError
 
 __all__ = ["Warmup", "build_optimizer", "build_scheduler", "follow_spec_after_resume", "parameter_groups"]
@@ -56,10 +59,19 @@ def build_optimizer(model: nn.Module, optim: Mapping[str, Any]) -> torch.optim.O
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, optim: Mapping[str, Any]
+    optimizer: torch.optim.Optimizer, optim: Mapping[str, Any], total_steps: int = 1
 ) -> torch.optim.lr_scheduler.LRScheduler:
+    """``train.optim.lr_scheduler``; FlatCosine needs the run's ``total_steps`` and owns the warm-up."""
     optim = with_defaults(optim, "train.optim")
     decay = float(optim["lr_decay"])
+    if optim["lr_scheduler"] == "FlatCosine":
+        return FlatCosineLR(
+            optimizer,
+            total_steps,
+            warmup_steps=int(optim["warmup_steps"]),
+            flat_fraction=float(optim["flat_fraction"]),
+            min_lr_ratio=float(optim["min_lr_ratio"]),
+        )
     if optim["lr_scheduler"] == "StepLR":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(optim["lr_step_size"]), gamma=decay)
     steps = [int(s) for s in optim["lr_steps"]]
@@ -84,19 +96,26 @@ def follow_spec_after_resume(
     wd = float(optim["weight_decay"])
     decay = float(optim["lr_decay"])
     epoch = int(scheduler.last_epoch)
-    if isinstance(scheduler, torch.optim.lr_scheduler.StepLR):
-        scheduler.step_size = int(optim["lr_step_size"])
-        decays = epoch // scheduler.step_size
+    if isinstance(scheduler, FlatCosineLR):
+        scheduler.warmup_steps = max(0, int(optim["warmup_steps"]))
+        scheduler.flat_fraction = float(optim["flat_fraction"])
+        scheduler.min_lr_ratio = float(optim["min_lr_ratio"])
+        factor = scheduler.factor(max(0, epoch))  # last_epoch counts optimiser steps here
     else:
-        steps = sorted(int(s) for s in optim["lr_steps"])
-        scheduler.milestones = Counter(steps)
-        decays = bisect_right(steps, epoch)
-    scheduler.gamma = decay
+        if isinstance(scheduler, torch.optim.lr_scheduler.StepLR):
+            scheduler.step_size = int(optim["lr_step_size"])
+            decays = epoch // scheduler.step_size
+        else:
+            steps = sorted(int(s) for s in optim["lr_steps"])
+            scheduler.milestones = Counter(steps)
+            decays = bisect_right(steps, epoch)
+        scheduler.gamma = decay
+        factor = decay**decays
     for group in optimizer.param_groups:
         name = str(group.get("name") or "")  # the parameter group name parameter_groups gave it
         group["initial_lr"] = lr_backbone if name.startswith("backbone") else lr
         group["weight_decay"] = 0.0 if name.endswith("_no_decay") else wd
-        group["lr"] = group["initial_lr"] * decay**decays
+        group["lr"] = group["initial_lr"] * factor
         group.pop("target_lr", None)  # a warmup in progress restarts from the new lr
     scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
     scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

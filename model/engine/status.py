@@ -40,6 +40,7 @@ __all__ = [
     "SUCCESS",
     "StatusLogger",
     "archived_status_files",
+    "hms",
     "read_status",
 ]
 
@@ -47,7 +48,8 @@ STARTED, RUNNING, SUCCESS, FAILURE, SKIPPED = "STARTED", "RUNNING", "SUCCESS", "
 _ARCHIVED = re.compile(r"^status\.run(\d+)\.json$")
 
 
-def _hms(seconds: float) -> str:
+def hms(seconds: float) -> str:
+    """``3725`` -> ``"1:02:05"`` (status.json's ``time_per_epoch`` and ``eta``)."""
     seconds = max(0, round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
@@ -128,8 +130,8 @@ class StatusLogger:
             message or f"Epoch {epoch} finished.",
             epoch=epoch,
             max_epoch=max_epoch,
-            time_per_epoch=_hms(seconds),
-            eta=_hms(remaining),
+            time_per_epoch=hms(seconds),
+            eta=hms(remaining),
             kpi=kpi,
             **extra,
         )

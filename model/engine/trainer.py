@@ -8,7 +8,7 @@ checkpoint that resumes the interrupted epoch, writes FAILURE "interrupted by SI
 from __future__ import annotations
 
 import hashlib
-import signal
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,23 +25,17 @@ from model.checkpoints.training_files import (
     save_checkpoint,
 )
 from model.config.defaults import spec_section
+from model.config.durations import parse_time_budget
 from model.data.mscoco import label_to_category_id
 from model.engine.distributed import World, all_gather_objects, all_reduce_mean
 from model.engine.ema import ModelEMA, unwrap
 from model.engine.optim import Warmup, build_optimizer, build_scheduler, follow_spec_after_resume
-from model.engine.status import FAILURE, STARTED, SUCCESS, StatusLogger
+from model.engine.schedules import DeadlineFit
+from model.engine.status import FAILURE, STARTED, SUCCESS, StatusLogger, hms
+from model.engine.stopping import SigtermFlag, TrainingStopped
 from model.engine.validation import autocast_for, evaluate_loader, to_device
 
 __all__ = ["SigtermFlag", "TrainState", "Trainer", "TrainingStopped"]
-
-
-class TrainingStopped(Exception):
-    """Raised inside the loop when training must end early (divergence or SIGTERM)."""
-
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
-        self.status_written = False
 
 
 @dataclass
@@ -52,29 +46,6 @@ class TrainState:
     best_epoch: int = -1
     best_checkpoint: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-class SigtermFlag:
-    """Turns SIGTERM into a flag the loop checks after each step (the default handler would kill us)."""
-
-    def __init__(self) -> None:
-        self.raised = False
-        self._previous: Any = None
-
-    def __enter__(self) -> SigtermFlag:
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.raised = True
-
-    def __exit__(self, *exc: Any) -> None:
-        signal.signal(signal.SIGTERM, self._previous or signal.SIG_DFL)
-
-
-def _hms(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 class Trainer:
@@ -94,15 +65,30 @@ class Trainer:
         self.action = str(parts.get("action", "train"))
         self.step_losses: dict[str, torch.Tensor] = {}
         optim = self.train_cfg["optim"]
+        self.num_epochs = int(self.train_cfg["num_epochs"])
+        self.planned_epochs = self.num_epochs  # as written; a time budget refits num_epochs
+        self.deadline_s = parse_time_budget(self.train_cfg["time_budget"])
         self.optimizer = build_optimizer(unwrap(self.model), optim)
-        self.scheduler = build_scheduler(self.optimizer, optim)
-        self.warmup = Warmup(self.optimizer, int(optim["warmup_steps"]))
+        self.scheduler = build_scheduler(
+            self.optimizer, optim, total_steps=self.num_epochs * max(1, len(self.train_loader))
+        )
+        self.per_step_schedule = bool(getattr(self.scheduler, "per_step", False))
+        # FlatCosine warms up itself; the epoch schedules get TAO's per-step linear warm-up
+        self.warmup = Warmup(self.optimizer, 0 if self.per_step_schedule else int(optim["warmup_steps"]))
         ema_cfg = self.train_cfg["ema"]
         self.ema = (
-            ModelEMA(self.model, ema_cfg["decay"], ema_cfg["every_n_steps"], ema_cfg["cpu_offload"])
+            ModelEMA(
+                self.model,
+                ema_cfg["decay"],
+                ema_cfg["every_n_steps"],
+                ema_cfg["cpu_offload"],
+                warmup_steps=int(ema_cfg["warmup_steps"]),
+            )
             if self.train_cfg["enable_ema"]
             else None
         )
+        self.mix_stop_fraction = float(spec_section(spec, "dataset.augmentation")["mix_stop_fraction"])
+        self.validation_seconds = 0.0
         # the action session's logger (it knows whether the folder holds a finished run), else our own
         own = parts.get("status") is None
         self.status = (
@@ -119,7 +105,6 @@ class Trainer:
                 flush=True,
             )
         self.clip = float(self.train_cfg["clip_grad_norm"] or 0.0)
-        self.num_epochs = int(self.train_cfg["num_epochs"])
         # Validation scores every class, as TAO's trainer does (eval_class_ids is for `rtdetr evaluate`).
         remap = bool(spec_section(spec, "dataset")["remap_mscoco_category"])
         self.gt_label_map = (lambda labels: label_to_category_id(labels, True)) if remap else None
@@ -217,6 +202,8 @@ class Trainer:
         if self.clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         self.optimizer.step()
+        if self.per_step_schedule:
+            self.scheduler.step()
         self.state.global_step += 1
         if self.state.global_step == self.warmup.steps:
             self.warmup.release()
@@ -246,6 +233,13 @@ class Trainer:
         by_step = cfg["checkpoint_interval_unit"] == "step"
         self.status.write(STARTED, f"Starting RT-DETR {self.action}.", setup_seconds=self.setup_seconds)
         steps_per_epoch = len(self.train_loader)
+        deadline = (
+            DeadlineFit(
+                self.deadline_s, time.time(), first_epoch=self.state.epoch, planned_epochs=self.planned_epochs
+            )
+            if self.deadline_s is not None
+            else None
+        )
         with SigtermFlag() as sigterm:
             self.sigterm = sigterm
             try:
@@ -257,6 +251,7 @@ class Trainer:
                     batch_sampler = getattr(self.train_loader, "batch_sampler", None)
                     if hasattr(batch_sampler, "set_epoch"):
                         batch_sampler.set_epoch(epoch)
+                    self._set_mixing(batch_sampler, epoch)
                     self.model.train()
                     started, total, count = time.time(), 0.0, 0
                     extra_totals: dict[str, Any] = {}
@@ -278,8 +273,11 @@ class Trainer:
                             )
                         if dry_run:
                             break
-                    self.scheduler.step()
+                    if not self.per_step_schedule:
+                        self.scheduler.step()
                     self._sync_buffers()
+                    if deadline is not None and not dry_run:
+                        self._fit_to_deadline(deadline, epoch, steps_per_epoch)
                     seconds = time.time() - started
                     kpi: dict[str, Any] = {"train_loss": all_reduce_mean(total / max(1, count), world)}
                     for name, value in extra_totals.items():
@@ -287,7 +285,9 @@ class Trainer:
                     kpi["lr"] = self.optimizer.param_groups[-1]["lr"]
                     last = epoch == self.num_epochs - 1 or dry_run
                     if (epoch + 1) % val_every == 0 or last:
+                        validation_started = time.time()
                         metrics = self._validate()
+                        self.validation_seconds = time.time() - validation_started
                         kpi.update(
                             val_loss=metrics["loss"], val_mAP=metrics["mAP"], val_mAP50=metrics["mAP50"]
                         )
@@ -324,6 +324,31 @@ class Trainer:
         self.status.write(SUCCESS, f"{self.action.capitalize()} finished successfully.", kpi=kpi, **best)
         return self.state
 
+    def _set_mixing(self, batch_sampler: Any, epoch: int) -> None:
+        """Mosaic and mixup for the first ``mix_stop_fraction`` of the epochs, plain images after."""
+        if not hasattr(batch_sampler, "set_mixing"):
+            return
+        on = epoch < math.ceil(self.mix_stop_fraction * self.num_epochs - 1e-9)
+        batch_sampler.set_mixing(on)
+
+    def _fit_to_deadline(self, deadline: DeadlineFit, epoch: int, steps_per_epoch: int) -> None:
+        """Refit num_epochs and the schedule to ``train.time_budget`` after the training steps of ``epoch``;
+        the pace counts this epoch's validation as the last one measured took."""
+        validates = (epoch + 1) % int(self.train_cfg["validation_interval"]) == 0
+        fitted, note = deadline.refit(
+            self.scheduler,
+            epoch=epoch,
+            num_epochs=self.num_epochs,
+            steps_per_epoch=steps_per_epoch,
+            optim=self.train_cfg["optim"],
+            now=time.time() + (self.validation_seconds if validates else 0.0),
+        )
+        if self.world.distributed:  # every rank takes rank 0's answer, so all stop at the same epoch
+            fitted = int(all_gather_objects(fitted, self.world)[0])
+        if fitted != self.num_epochs and self.world.is_main:
+            print(f"{note} (was {self.num_epochs})", flush=True)
+        self.num_epochs = fitted
+
     def _sync_buffers(self) -> None:
         """Rank 0's BatchNorm statistics everywhere: every rank validates and saves the same model."""
         if not self.world.distributed:
@@ -351,7 +376,7 @@ class Trainer:
         lr = self.optimizer.param_groups[-1]["lr"]
         print(
             f"epoch {epoch}/{self.num_epochs - 1} step {step + 1}/{steps} loss {loss:.4f} lr {lr:.2e} "
-            f"{per_step:.2f}s/step eta {_hms(remaining)}",
+            f"{per_step:.2f}s/step eta {hms(remaining)}",
             file=sys.stdout,
             flush=True,
         )

@@ -1,8 +1,8 @@
-"""RT-DETR training loss: VFL (or focal) + L1 + GIoU on the final, auxiliary, encoder and dn outputs.
+"""RT-DETR training loss: VFL (or MAL, or focal) + L1 + GIoU on the final, auxiliary, encoder and dn outputs.
 
 ``num_boxes`` (the normaliser) is the number of ground-truth boxes averaged over ranks when
 torch.distributed is initialised, clamped to at least 1. Loss names follow the official code:
-``loss_vfl``, ``loss_bbox``, ``loss_giou`` and the suffixes ``_aux_{i}``, ``_dn_{i}``, ``_enc_0``;
+``loss_vfl`` (``loss_mal``), ``loss_bbox``, ``loss_giou`` and the suffixes ``_aux_{i}``, ``_dn_{i}``, ``_enc_0``;
 every value is already multiplied by its weight.
 """
 
@@ -46,6 +46,7 @@ class RTDETRCriterion(nn.Module):
         alpha: float = 0.75,
         gamma: float = 2.0,
         num_classes: int = 80,
+        mal_gamma: float = 1.5,
     ):
         super().__init__()
         self.matcher = matcher
@@ -53,6 +54,7 @@ class RTDETRCriterion(nn.Module):
         self.losses = list(losses)
         self.alpha = alpha
         self.gamma = gamma
+        self.mal_gamma = mal_gamma
         self.num_classes = num_classes
 
     # --- individual losses ------------------------------------------------------------------
@@ -62,9 +64,10 @@ class RTDETRCriterion(nn.Module):
         classes[idx] = _matched_targets(targets, indices, "labels", logits.device).to(torch.int64)
         return F.one_hot(classes, num_classes=self.num_classes + 1)[..., :-1]
 
-    def loss_vfl(
-        self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]], indices: Indices, num_boxes: float
-    ) -> dict[str, Tensor]:
+    def _iou_targets(
+        self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]], indices: Indices
+    ) -> tuple[Tensor, Tensor]:
+        """The one-hot class target (B, Q, C) and, at the matched class, the detached IoU of each match."""
         logits = outputs["pred_logits"]
         idx = _src_permutation(indices, logits.device)
         src_boxes = outputs["pred_boxes"][idx]
@@ -74,11 +77,34 @@ class RTDETRCriterion(nn.Module):
         target = self._target_classes(logits, targets, indices)
         score = torch.zeros(logits.shape[:2], dtype=logits.dtype, device=logits.device)
         score[idx] = ious.to(score.dtype)
-        target_score = score.unsqueeze(-1) * target
+        return target, score.unsqueeze(-1) * target
+
+    def loss_vfl(
+        self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]], indices: Indices, num_boxes: float
+    ) -> dict[str, Tensor]:
+        logits = outputs["pred_logits"]
+        target, target_score = self._iou_targets(outputs, targets, indices)
         pred_score = F.sigmoid(logits).detach()
         weight = self.alpha * pred_score.pow(self.gamma) * (1 - target) + target_score
         loss = F.binary_cross_entropy_with_logits(logits, target_score, weight=weight, reduction="none")
         return {"loss_vfl": loss.mean(1).sum() * logits.shape[1] / num_boxes}
+
+    def loss_mal(
+        self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]], indices: Indices, num_boxes: float
+    ) -> dict[str, Tensor]:
+        """Matchability-aware loss (DEIM): a matched query's target is IoU ** mal_gamma at full weight.
+
+        VFL weighs a positive by its IoU, so a match with a poor box (common early on, and with the many
+        small matches that mosaic makes) barely learns; MAL keeps its weight at 1 and lowers the target
+        instead. Unmatched queries are down-weighted by their own score ** mal_gamma, as in VFL.
+        """
+        logits = outputs["pred_logits"]
+        target, target_score = self._iou_targets(outputs, targets, indices)
+        target_score = target_score.pow(self.mal_gamma)
+        pred_score = F.sigmoid(logits).detach()
+        weight = pred_score.pow(self.mal_gamma) * (1 - target) + target
+        loss = F.binary_cross_entropy_with_logits(logits, target_score, weight=weight, reduction="none")
+        return {"loss_mal": loss.mean(1).sum() * logits.shape[1] / num_boxes}
 
     def loss_focal(
         self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]], indices: Indices, num_boxes: float
@@ -109,7 +135,12 @@ class RTDETRCriterion(nn.Module):
     ) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
         for name in self.losses:
-            fn = {"vfl": self.loss_vfl, "focal": self.loss_focal, "boxes": self.loss_boxes}[name]
+            fn = {
+                "vfl": self.loss_vfl,
+                "mal": self.loss_mal,
+                "focal": self.loss_focal,
+                "boxes": self.loss_boxes,
+            }[name]
             for key, value in fn(outputs, targets, indices, num_boxes).items():
                 if key in self.weight_dict:
                     out[key + suffix] = value * self.weight_dict[key]

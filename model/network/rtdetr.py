@@ -55,7 +55,7 @@ def build_model(spec: Any) -> RTDETR:
 
 
 def build_criterion(spec: Any) -> nn.Module:
-    """The training loss (VFL + L1 + GIoU with aux, encoder and denoising terms) for ``spec``."""
+    """The training loss (VFL or MAL + L1 + GIoU with aux, encoder and denoising terms) for ``spec``."""
     from model.network.criterion import RTDETRCriterion
     from model.network.matcher import HungarianMatcher
 
@@ -72,8 +72,11 @@ def build_criterion(spec: Any) -> nn.Module:
     unknown = [x for x in losses if x not in ("vfl", "focal", "boxes")]
     if unknown:
         raise ConfigError(f"model.loss_types: unknown loss {unknown}; use 'vfl' (or 'focal') and 'boxes'.")
+    if str(m["class_loss"]) == "mal":
+        losses = ["mal" if x == "vfl" else x for x in losses]
     weight_dict = {
         "loss_vfl": float(m["vfl_loss_coef"]),
+        "loss_mal": float(m["vfl_loss_coef"]),
         "loss_focal": float(m["vfl_loss_coef"]),
         "loss_bbox": float(m["bbox_loss_coef"]),
         "loss_giou": float(m["giou_loss_coef"]),
@@ -84,6 +87,7 @@ def build_criterion(spec: Any) -> nn.Module:
         losses=losses,
         alpha=float(m["alpha"]),
         gamma=float(m["gamma"]),
+        mal_gamma=float(m["mal_gamma"]),
         num_classes=settings.num_classes,
     )
 

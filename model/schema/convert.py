@@ -124,7 +124,7 @@ def section_properties(
             if root is not None and meta["popular"] == "yes":
                 _nest(root.popular, name, plain(value))
         properties[f.name] = prop
-        if meta["automl_enabled"] == "TRUE":
+        if meta["automl_enabled"] == "TRUE" and meta.get("automl_default", True):
             enabled.append(name)
         elif meta["automl_enabled"] == "FALSE":
             disabled.append(name)

@@ -81,6 +81,15 @@ def absolutize_inputs(spec: dict[str, Any], action: str, cwd: Path) -> dict[str,
     return spec
 
 
+def _seconds_as_text(spec: dict[str, Any]) -> None:
+    """``train.time_budget: 300`` (a YAML number) means seconds; the key is a string (``5m``)."""
+    train = spec.get("train")
+    if isinstance(train, dict):
+        value = train.get("time_budget")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            train["time_budget"] = f"{value:g}"
+
+
 def resolve_spec(
     action: str,
     spec_path: str | Path | None = None,
@@ -103,6 +112,7 @@ def resolve_spec(
     merged = deep_merge(template(action), _strip_run_arguments(user))
     merged, override_problems = apply_overrides(merged, overrides, shorthand_keys())
     problems += override_problems
+    _seconds_as_text(merged)
     schema, keys = experiment_json_schema()
     problems += schema_problems(merged, schema, keys)
     problems += cross_field_problems(merged, action)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from model.config.defaults import default_of
+from model.config.durations import parse_time_budget
+from model.errors import ConfigError
 from model.spec.overrides import split_key
 from model.spec.tao_schema import MISSING
 
@@ -95,6 +97,10 @@ def cross_field_problems(spec: Mapping[str, Any], action: str) -> list[str]:
             )
     if action in _TRAINING_ACTIONS and isinstance(spec.get("train"), Mapping):
         train = spec["train"]
+        try:
+            parse_time_budget(train.get("time_budget"))
+        except ConfigError as error:
+            problems.append(str(error))
         epochs = train.get("num_epochs")
         if _is_int(epochs):
             val = train.get("validation_interval")

@@ -84,7 +84,7 @@ def test_searching_the_deciding_key_keeps_the_dependant(schema: dict[str, Any], 
         hyperparameters=["train.optim.lr_scheduler", "train.optim.lr_step_size", "train.optim.lr"],
     )
     assert space.names == ["train.optim.lr_scheduler", "train.optim.lr_step_size", "train.optim.lr"]
-    assert space.get("train.optim.lr_scheduler").choices == ("MultiStep", "StepLR")
+    assert space.get("train.optim.lr_scheduler").choices == ("MultiStep", "StepLR", "FlatCosine")
     assert space.excluded == []
 
 

@@ -110,6 +110,22 @@ def test_images_range_from_empty_to_several_objects(tmp_path: Path) -> None:
     assert {a["category_id"] for a in coco.dataset["annotations"]} == {1, 2, 3}
 
 
+def test_dense_layout_holds_more_and_smaller_objects(tmp_path: Path) -> None:
+    plain = generate_dataset(tmp_path / "plain", train=30, val=1, test=1, size=256, seed=2)
+    dense = generate_dataset(tmp_path / "dense", train=30, val=1, test=1, size=256, seed=2, dense=True)
+    assert dense["splits"]["train"]["boxes"] >= 2.5 * plain["splits"]["train"]["boxes"]
+    assert dense["splits"]["train"]["empty_images"] == 0
+    coco = COCO(str(tmp_path / "dense" / "train" / "annotations.json"))
+    sides = [max(a["bbox"][2:]) for a in coco.dataset["annotations"]]
+    assert max(sides) <= 0.2 * 256 + 1 and min(sides) >= 8 * 0.7  # a shape's box within its drawn side
+    assert np.median(sides) < 0.15 * 256  # smaller than the plain layout's smallest objects
+    archived = _archive_images(tmp_path / "dense" / "train" / "images.tar.gz")
+    for ann in coco.loadAnns(coco.getAnnIds()):  # still visible: every box holds a bright shape
+        x, y, w, h = ann["bbox"]
+        inside = np.asarray(archived[coco.imgs[ann["image_id"]]["file_name"]])[y : y + h, x : x + w]
+        assert inside.max(axis=2).max() > 180
+
+
 def test_rerun_replaces_files_and_leaves_no_temporaries(tmp_path: Path) -> None:
     generate_dataset(tmp_path, train=4, val=2, test=2, size=64, seed=0)
     generate_dataset(tmp_path, train=2, val=1, test=1, size=64, seed=1)

@@ -128,3 +128,45 @@ def test_num_boxes_is_averaged_over_ranks(tmp_path: Path) -> None:
         results = manager.dict()
         mp.spawn(_average_on_rank, args=(str(tmp_path / "init"), results), nprocs=2, join=True)
         assert dict(results) == {0: 4.0, 1: 4.0}
+
+
+def _class_logit_gradient(class_loss: str, logit: float, box: list[float], matched: bool) -> float:
+    """d(classification loss)/d(logit) at class 1 of query 0, the query matched to GT box 0 or not."""
+    criterion = build_criterion({"dataset": {"num_classes": 3}, "model": {"class_loss": class_loss}})
+    logits = torch.full((1, 2, 3), -6.0)
+    logits[0, 0, 1] = logit
+    logits.requires_grad_(True)
+    outputs = {"pred_logits": logits, "pred_boxes": torch.tensor([[box, [0.5, 0.5, 0.1, 0.1]]])}
+    targets = [{"labels": GT_LABELS[:1], "boxes": GT_BOXES[:1]}]
+    src = 0 if matched else 1
+    indices = [(torch.tensor([src]), torch.tensor([0]))]
+    loss = getattr(criterion, f"loss_{class_loss}")(outputs, targets, indices, 1.0)[f"loss_{class_loss}"]
+    loss.backward()
+    assert logits.grad is not None
+    return float(logits.grad[0, 0, 1])
+
+
+PERFECT_BOX = GT_BOXES[0].tolist()
+HALF_BOX = [0.3, 0.3, 0.2, 0.1]  # IoU 0.5 with GT box 0
+
+
+def test_mal_gradient_raises_a_well_boxed_match_and_lowers_an_overconfident_poor_one() -> None:
+    # Descent moves a logit against its gradient: negative raises the score, positive lowers it.
+    assert _class_logit_gradient("mal", -2.0, PERFECT_BOX, matched=True) < 0
+    gamma = 1.5  # model.mal_gamma's default: the target of an IoU-0.5 match is 0.5 ** 1.5 = 0.354
+    assert _class_logit_gradient("mal", 2.0, HALF_BOX, matched=True) > 0  # score 0.88 > 0.354
+    assert _class_logit_gradient("mal", -2.0, HALF_BOX, matched=True) < 0  # score 0.12 < 0.354
+    at_target = math.log(0.5**gamma / (1 - 0.5**gamma))
+    assert _class_logit_gradient("mal", at_target, HALF_BOX, matched=True) == pytest.approx(0.0, abs=1e-6)
+    # An unmatched query is only ever pushed down, and a confident one harder than a quiet one.
+    loud = _class_logit_gradient("mal", 2.0, PERFECT_BOX, matched=False)
+    quiet = _class_logit_gradient("mal", -2.0, PERFECT_BOX, matched=False)
+    assert loud > quiet > 0
+
+
+def test_mal_keeps_full_weight_on_a_poor_match_where_vfl_weighs_it_by_iou() -> None:
+    # VFL's positive weight is the IoU (0.5 here); MAL's is 1, so a low-scored poor match learns faster.
+    vfl = _class_logit_gradient("vfl", -4.0, HALF_BOX, matched=True)
+    mal = _class_logit_gradient("mal", -4.0, HALF_BOX, matched=True)
+    assert vfl < 0 and mal < 0
+    assert abs(mal) > 1.3 * abs(vfl)

@@ -68,6 +68,11 @@ def test_demo_spec_validates_on_the_synthetic_dataset(tmp_path):
     assert spec["dataset"]["train_data_sources"][0]["image_dir"] == str(
         tmp_path / "data" / "synthetic" / "train" / "images.tar.gz"
     )
+    proc = _rtdetr("validate", "-e", str(ROOT / "configs" / "fast.yaml"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    fast = yaml.safe_load(proc.stdout)  # the demo's model with the fast recipe
+    assert fast["model"] == {**spec["model"], "class_loss": "mal"}
+    assert (fast["train"]["optim"]["lr_scheduler"], fast["train"]["enable_ema"]) == ("FlatCosine", True)
 
 
 def test_schemas_check_passes_on_the_committed_files():
