@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--time-budget",
         help="wall time for the trials, e.g. 12m or 2h: no trial starts after it and running trials "
-        "stop at their next validation (setting time_budget)",
+        "stop at their next validation; --policy off training and the baseline trial fit their "
+        "epochs and lr schedule to it (train.time_budget) (setting time_budget)",
     )
     run.add_argument(
         "--concurrency", type=int, help="trials at once (default: one per GPU group, 1 on a CPU)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AutomlError", "SettingError", "SpecRejected", "SweepFolderError"]
+__all__ = ["AutomlError", "SettingError", "SpecRejected", "SweepFolderError", "SweepWriteError"]
 
 
 class AutomlError(Exception):
@@ -28,3 +28,8 @@ class SweepFolderError(AutomlError):
     says what still holds the results and how to rebuild what is damaged."""
 
     exit_code = 2
+
+
+class SweepWriteError(AutomlError):
+    """A file of the sweep could not be written (a full disk, a read-only folder): what was written
+    before is kept whole, and the message says how to go on."""

@@ -29,7 +29,7 @@ from automl.commands.sweep_inputs import (
     settings_from_args,
     sweep_epochs,
 )
-from automl.errors import AutomlError, SettingError, SweepFolderError
+from automl.errors import AutomlError, SettingError, SweepFolderError, SweepWriteError
 from automl.launch.devices import visible_gpus
 from automl.launch.rendezvous import rendezvous_env
 from automl.project_files import schema_file
@@ -110,12 +110,14 @@ def failed_on_error(summary: SweepSummary) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         if summary.data.get("status") == "RUNNING":
-            summary.set(status="STOPPED")
+            with contextlib.suppress(SweepWriteError):  # a full disk keeps the last whole summary.json
+                summary.set(status="STOPPED")
         raise
     except Exception as exc:
         if summary.data.get("status") == "RUNNING":
             reason = str(exc) if isinstance(exc, AutomlError) else f"{type(exc).__name__}: {exc}"
-            summary.set(status="FAILED", failure=" ".join(reason.split()), finished=time.time())
+            with contextlib.suppress(SweepWriteError):
+                summary.set(status="FAILED", failure=" ".join(reason.split()), finished=time.time())
         raise
 
 

@@ -6,7 +6,9 @@ A trial process tells us about a failure in three ways: its exit code, the last 
 three and returns a ``Failure(kind, reason)``; it never looks at processes, so it is tested on
 canned triples.
 
-Kinds: ``oom``, ``diverged``, ``data_error``, ``spec_error``, ``killed``, ``timeout``, ``exit_code``.
+Kinds: ``oom``, ``diverged``, ``disk_full``, ``data_error``, ``spec_error``, ``killed``, ``timeout``,
+``exit_code``. A full disk is seen in the text (ENOSPC, a quota) or, since a trial on a full disk may
+not manage to write its own error, from the free space its caller measured.
 """
 
 from __future__ import annotations
@@ -17,9 +19,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FAILURE_CLASSES", "classify", "oom_kill_count"]
+__all__ = ["DISK_FULL_BYTES", "FAILURE_CLASSES", "classify", "oom_kill_count"]
 
-FAILURE_CLASSES = ("oom", "diverged", "data_error", "spec_error", "killed", "timeout", "exit_code")
+FAILURE_CLASSES = (
+    "oom",
+    "diverged",
+    "disk_full",
+    "data_error",
+    "spec_error",
+    "killed",
+    "timeout",
+    "exit_code",
+)
+# Below this much free space a failed trial's disk counts as full.
+DISK_FULL_BYTES = 8 << 20
 
 # What out-of-memory looks like on a GPU (PyTorch, NCCL, cuDNN/cuBLAS) and on the host.
 _OOM = re.compile(
@@ -28,6 +41,7 @@ _OOM = re.compile(
     re.IGNORECASE,
 )
 _DIVERGED = re.compile(r"loss diverged[^\n]*", re.IGNORECASE)
+_DISK_FULL = re.compile(r"No space left on device|Disk quota exceeded|\[Errno (?:28|122)\]", re.IGNORECASE)
 # The data loader's messages (model.errors.DataError) name the dataset key, the json or the images.
 _DATA = re.compile(
     r"DataError|\bdataset\.|json_file|image_dir|annotations?\b|COCO json|\.json\b|images?\b"
@@ -95,12 +109,14 @@ def classify(
     log_tail: Sequence[str],
     *,
     oom_killed: bool | None = None,
+    free_bytes: int | None = None,
 ) -> Failure | None:
     """The failure behind a finished trial process, or None when it succeeded.
 
     ``last_status`` is the last status.json line this run wrote (None if it wrote none) and
     ``log_tail`` the last lines of its stdout+stderr. ``oom_killed`` says whether the kernel's
-    out-of-memory killer struck while the trial ran (None: unknown, see ``oom_kill_count``). Stops
+    out-of-memory killer struck while the trial ran (None: unknown, see ``oom_kill_count``), and
+    ``free_bytes`` the free space left on the trial folder's disk (None: not measured). Stops
     the launcher itself asked for (prune, timeout) are not failures of the process and are decided
     by the caller before this.
     """
@@ -118,6 +134,13 @@ def classify(
             "diverged",
             _one_line(diverged.group(0))
             + ": lower train.optim.lr, set train.clip_grad_norm or use precision fp32",
+        )
+    full = _DISK_FULL.search(text)
+    if full or (returncode != 0 and free_bytes is not None and free_bytes < DISK_FULL_BYTES):
+        where = _one_line(_matching_line(text, _DISK_FULL)) if full else f"{free_bytes or 0} bytes free"
+        return Failure(
+            "disk_full",
+            f"No space left on device ({where}); free space on the disk of the results folder",
         )
     sig = _signal_of(returncode) if returncode is not None else None
     oom_text = _OOM.search(text)
@@ -151,11 +174,15 @@ def classify(
     return Failure("exit_code", f"exit code {returncode}: {shown or 'no output'}")
 
 
-def _oom_line(text: str) -> str:
+def _matching_line(text: str, pattern: re.Pattern[str]) -> str:
     for line in text.splitlines():
-        if _OOM.search(line):
+        if pattern.search(line):
             return line.strip()
-    return "out of memory"
+    return ""
+
+
+def _oom_line(text: str) -> str:
+    return _matching_line(text, _OOM) or "out of memory"
 
 
 def _is_data_problem(message: str, errors: Sequence[str], text: str) -> bool:

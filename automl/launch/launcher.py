@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import shutil
 import socket
 import threading
 import time
@@ -345,7 +346,12 @@ def _outcome(
         return outcome(FAIL, "timeout", reason)
     oom_after = oom_kill_count()
     oom_killed = None if oom_before is None or oom_after is None else oom_after > oom_before
-    failure = classify(returncode, last, log_tail_lines(log_path, log_start), oom_killed=oom_killed)
+    try:
+        free: int | None = shutil.disk_usage(log_path.parent).free
+    except OSError:
+        free = None
+    tail = log_tail_lines(log_path, log_start)
+    failure = classify(returncode, last, tail, oom_killed=oom_killed, free_bytes=free)
     if failure is None:  # classify only succeeds on exit 0 + SUCCESS, handled above
         return outcome(COMPLETE, None, None)
     return outcome(FAIL, failure.kind, failure.reason)

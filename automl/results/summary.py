@@ -14,6 +14,7 @@ this file then lists them as the storage held them when it was last written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -24,7 +25,7 @@ from typing import Any
 
 from automl.results.trial_record import TrialRecord
 
-__all__ = ["SUMMARY", "SweepSummary", "read_summary", "rebuild_command", "write_json_atomic"]
+__all__ = ["SUMMARY", "SweepSummary", "continue_hint", "read_summary", "rebuild_command", "write_json_atomic"]
 
 SUMMARY = "summary.json"
 
@@ -40,9 +41,28 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``path`` whole or not at all: a failed write (a full disk) leaves the previous file as
+    it was and no temporary behind, and is a :class:`SweepWriteError` naming the file."""
+    from automl.errors import SweepWriteError
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(_json_safe(data), indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(_json_safe(data), indent=2)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        kept = f"the previous {path.name} is kept as it was" if path.is_file() else "nothing was written"
+        raise SweepWriteError(f"{path}: could not be written ({exc.strerror or exc}); {kept}") from None
+
+
+def continue_hint(sweep: str | Path) -> str:
+    """What to do after the sweep stopped because its disk is full (or read-only)."""
+    return (
+        f"The sweep stopped; the trials finished so far are kept in {Path(sweep) / 'trials'}/. Free space "
+        f"on that disk (or make it writable), then continue with `automl run --resume {sweep}`"
+    )
 
 
 def rebuild_command(sweep: str | Path) -> str:
@@ -92,9 +112,14 @@ class SweepSummary:
         self.data["trials"] = [self._trials[n].to_dict() for n in sorted(self._trials)]
 
     def save(self) -> None:
+        from automl.errors import SweepWriteError
+
         with self._lock:
             self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            write_json_atomic(self.path, self.data)
+            try:
+                write_json_atomic(self.path, self.data)
+            except SweepWriteError as exc:
+                raise SweepWriteError(f"{exc}. {continue_hint(self.folder)}") from None
 
     def put(self, record: TrialRecord) -> None:
         """Add or replace one trial's record."""

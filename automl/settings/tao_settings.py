@@ -104,6 +104,8 @@ class AutomlSettings:
     direction: Direction = "maximize"
     timeout_per_trial: float | None = None  # seconds
     time_budget: float | None = None  # seconds for the whole search (not a TAO setting)
+    # the baseline trial's train.time_budget as a share of time_budget (None: concurrency / trials)
+    baseline_time_share: float | None = None
     # the first trial at the spec's own values; start-up trials explore around the best
     run_baseline: bool = False
     seed: int | None = None
@@ -179,6 +181,17 @@ def _metric(name: str, value: Any) -> str:
     return value.strip()
 
 
+def _share(name: str, value: Any) -> float | None:
+    """A fraction in (0, 1]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise SettingError(
+            f"{name}: got {value!r}; expected a fraction greater than 0 and at most 1, e.g. 0.6"
+        )
+    return float(value)
+
+
 def _seconds(name: str, value: Any) -> float | None:
     """Seconds, or a duration such as ``90s``, ``30m``, ``2h``, ``1.5h``; more than zero."""
     if value is None:
@@ -223,6 +236,7 @@ CHECKS: dict[str, tuple[str, Any]] = {
     "direction": ("direction", _choice("maximize", "minimize")),
     "timeout_per_trial": ("timeout_per_trial", _seconds),
     "time_budget": ("time_budget", _seconds),
+    "baseline_time_share": ("baseline_time_share", _share),
     "run_baseline": ("run_baseline", _bool),
     "seed": ("seed", _opt_int(0)),
     "backend": ("backend", _choice("optuna", "ray")),

@@ -11,27 +11,41 @@ logs to MLflow, updates the display, and stops early when every trial fails for 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from automl.backends.base import AskTellBackend, Backend, Continuation, SweepPlan, TrialRequest
 from automl.backends.plateau import plateau_rule
+from automl.errors import SweepWriteError
 from automl.launch.devices import GpuPool
-from automl.launch.launcher import EpochReport, TrialOutcome, run_trial
+from automl.launch.launcher import EpochReport, TrialOutcome, run_trial, stop_all_trials
 from automl.launch.trial_spec import continue_spec, spec_for_params
 from automl.results.selection import best_trial, keep_only_best_checkpoint, shared_failure
-from automl.results.summary import SweepSummary
+from automl.results.summary import SweepSummary, continue_hint
 from automl.results.trial_record import BestTrial, TrialRecord, TrialState
-from automl.spec import get_dotted
+from automl.spec import get_dotted, set_dotted
 from automl.sweep.display import SweepDisplay
 from automl.tracking.protocol import SweepTracker
 from automl.tracking.tracker import NullTracker
 
 __all__ = ["SweepLoop", "SweepPlan"]
+
+
+@contextlib.contextmanager
+def _trials_stopped_on_ctrl_c() -> Iterator[None]:
+    """Ctrl-C stops the running trials (SIGTERM: each saves a checkpoint and exits, and stays RUNNING
+    in summary.json, so ``--resume`` continues it) instead of waiting for them to finish."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        stop_all_trials()
+        raise
 
 
 class SweepLoop:
@@ -122,7 +136,7 @@ class SweepLoop:
         futures: set[Future] = set()
         concurrency = max(1, self.plan.concurrency)
         exhausted = False
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool, _trials_stopped_on_ctrl_c():
             while True:
                 while len(futures) < concurrency and not (self.stop_reason or exhausted):
                     if not backend.may_launch(launched, self.counted()):
@@ -143,7 +157,11 @@ class SweepLoop:
                     break
                 done, futures = wait(futures, return_when=FIRST_COMPLETED)
                 for future in done:
-                    future.result()
+                    record = future.result()
+                    if record.failure_class == "disk_full":  # every later trial would fail the same way
+                        raise SweepWriteError(
+                            f"trial {record.number}: {record.error}. {continue_hint(self.summary.folder)}"
+                        )
                 finished = self.counted()
                 cause = shared_failure(finished)
                 if cause and len(finished) >= min(self.total(), 3):
@@ -201,9 +219,30 @@ class SweepLoop:
         )
         clone = request.continues
         if clone is None:
+            fitted = self.fitted_budget(request)
+            if fitted is not None:  # the trainer fits its epochs and lr schedule to this deadline
+                spec = set_dotted(spec, "train.time_budget", f"{fitted}s")
             return spec, plan.max_epochs
         # continue the parent's best checkpoint for a few epochs
         return continue_spec(spec, clone.checkpoint, clone.epochs), clone.epochs
+
+    def fitted_budget(self, request: TrialRequest) -> int | None:
+        """Seconds of ``train.time_budget`` for a trial of a search with ``time_budget``: all of it
+        with ``--policy off`` (plain training fills the budget), and for the baseline trial its
+        share: ``baseline_time_share`` of it, by default ``concurrency / automl_max_recommendations``;
+        None for other trials, which the search's schedule and deadline stop."""
+        plan, budget = self.plan, self.plan.settings.time_budget
+        if not budget or plan.action not in ("train", "distill"):
+            return None
+        if plan.space is None:
+            return max(1, int(budget))
+        if request.baseline:
+            fraction = plan.settings.baseline_time_share
+            if fraction is None:
+                fraction = plan.concurrency / max(1, plan.settings.max_recommendations)
+            share = budget * fraction
+            return max(1, int(min(share, budget)))
+        return None
 
     def _on_epoch(self, backend: AskTellBackend, request: TrialRequest, report: EpochReport) -> bool:
         self.trial_epoch(request.number, report)

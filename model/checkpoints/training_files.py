@@ -10,6 +10,7 @@ is built).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -46,8 +47,15 @@ def save_checkpoint(folder: str | Path, epoch: int, payload: dict[str, Any]) -> 
     folder.mkdir(parents=True, exist_ok=True)
     path = epoch_path(folder, epoch)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({**payload, "epoch": epoch, "tao_model": "rtdetr"}, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save({**payload, "epoch": epoch, "tao_model": "rtdetr"}, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk: no partial file, the checkpoints before it stay as they were
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise CheckpointError(
+            f"{path}: could not be saved ({exc.strerror or exc}); the checkpoints before it are kept"
+        ) from None
     link = folder / LATEST
     tmp_link = folder / f".{LATEST}.{os.getpid()}.tmp"
     if tmp_link.is_symlink() or tmp_link.exists():

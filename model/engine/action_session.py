@@ -10,6 +10,7 @@ writes neither status.json nor experiment.yaml; a run that starts moves both asi
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,9 +121,21 @@ def failure_status(status: StatusLogger) -> Iterator[None]:
     try:
         yield
     except ModelError as exc:
-        status.write(FAILURE, str(exc))
+        _write_failure(status, str(exc))
         raise
     except Exception as exc:
         if not getattr(exc, "status_written", False):
-            status.write(FAILURE, f"{type(exc).__name__}: {exc}")
+            _write_failure(status, f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _write_failure(status: StatusLogger, message: str) -> None:
+    """The FAILURE line, unless the disk is full (or read-only): then the error itself is what the
+    user sees, and status.json keeps its last whole line."""
+    try:
+        status.write(FAILURE, message)
+    except OSError as exc:
+        print(
+            f"note: could not write the FAILURE line to {status.path} ({exc.strerror or exc})",
+            file=sys.stderr,
+        )

@@ -128,6 +128,17 @@ def test_a_signal_from_outside_is_killed():
     assert classify(-11, None, []).reason.startswith("killed by SIGSEGV")
 
 
+def test_a_full_disk_is_disk_full_from_its_message_or_from_the_free_space_left():
+    message = "/r/trials/0001/train/model_epoch_001.pth: could not be saved (No space left on device)"
+    found = classify(1, failure(message), [f"error: {message}"])
+    assert found.kind == "disk_full" and "model_epoch_001.pth" in found.reason
+    # a trial on a full disk may not manage to write its error: the free space tells
+    silent = classify(1, RUNNING, [], free_bytes=0)
+    assert silent.kind == "disk_full" and "0 bytes free" in silent.reason
+    assert classify(1, RUNNING, ["ZeroDivisionError: x"], free_bytes=10 << 30).kind == "exit_code"
+    assert classify(0, {"status": "SUCCESS"}, [], free_bytes=0) is None  # a success on a full disk is one
+
+
 def test_every_class_is_declared():
     cases = [
         (0, None, []),

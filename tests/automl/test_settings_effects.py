@@ -144,6 +144,12 @@ def first_trial(s: AutomlSettings, tmp: Path) -> tuple[Any, ...]:
     return request.baseline, tuple(sorted(request.params.items()))
 
 
+def baseline_budget(s: AutomlSettings, tmp: Path) -> int | None:
+    from automl.backends.base import TrialRequest
+
+    return _loop(s, tmp).fitted_budget(TrialRequest(number=0, params={}, baseline=True))
+
+
 def backend_name(s: AutomlSettings, tmp: Path) -> str:
     return s.backend
 
@@ -209,6 +215,10 @@ ROWS: dict[str, tuple[dict[str, Any], Probe | str]] = {
     "timeout_per_trial": ({"timeout_per_trial": "5m"}, trial_timeout),
     "time_budget": ({"time_budget": "1h"}, deadline),
     "run_baseline": ({"run_baseline": True}, first_trial),
+    "baseline_time_share": (
+        {"time_budget": "10m", "run_baseline": True, "baseline_time_share": 0.5},
+        baseline_budget,
+    ),
     "seed": ({"seed": 7}, first_trial),
     "backend": ({"backend": "ray"}, backend_name),
     "automl_algorithm": ({"automl_algorithm": "bayesian"}, sampler_kind),
@@ -230,6 +240,7 @@ BASELINES = {
     "automl_checkpoint_retention_strategy": {"automl_algorithm": "tpe"},
     "override_automl_disabled_params": {"automl_hyperparameters": ["train.optim.lr", "model.hidden_dim"]},
     "seed": {"seed": 1},
+    "baseline_time_share": {"time_budget": "10m", "run_baseline": True},
 }
 
 

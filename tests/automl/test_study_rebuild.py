@@ -116,6 +116,21 @@ def test_a_torn_last_record_is_skipped_with_a_warning(sweep, capsys) -> None:
     assert all(json.loads(line) for line in journal.read_bytes().splitlines())
 
 
+def test_a_finished_trial_that_summary_json_still_shows_running_gets_the_studys_record(sweep) -> None:
+    """The orchestrator died (or its disk filled) after the study's tell and before summary.json was
+    rewritten: the resume takes the study's record, so the trial is neither lost nor run again."""
+    folder, original = sweep
+    data = read_summary(folder)
+    stale = {**data["trials"][0], "state": "RUNNING", "value": None, "best_epoch": None}
+    data["trials"][0] = stale
+    (folder / "summary.json").write_text(json.dumps(data))
+    resume_backend(folder)
+    assert_resumed_without_loss(folder, original)
+    record = next(t for t in read_summary(folder)["trials"] if t["number"] == 0)
+    assert record["state"] == "COMPLETE" and record["value"] == pytest.approx(0.30)
+    assert not record.get("requeued")
+
+
 def test_a_journal_cut_to_60_percent_is_rebuilt_from_the_trial_records(sweep, capsys) -> None:
     """The journal then lacks trials that summary.json records: the resume rebuilds the study from
     the records instead of running trial numbers again, and keeps the cut journal."""

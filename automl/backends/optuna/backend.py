@@ -22,7 +22,7 @@ from automl.backends.base import AskTellBackend, SweepHooks, SweepPlan, TrialReq
 from automl.backends.optuna.journal_file import check_journal, rebuild_hint
 from automl.backends.optuna.pbt import Population, clone_of
 from automl.backends.optuna.rebuild import folder_records, rebuild_study, study_lag
-from automl.backends.optuna.resume import requeue_interrupted
+from automl.backends.optuna.resume import record_finished, requeue_interrupted
 from automl.backends.optuna.shared_budget import RECORD_ATTR, claim_trial, storage_records
 from automl.backends.optuna.study import make_storage, open_study
 from automl.backends.storage_url import journal_path
@@ -87,6 +87,7 @@ class OptunaBackend(AskTellBackend):
                 encode_params(self.space, self.space.defaults()), user_attrs={"baseline": True}
             )
         if resume:
+            record_finished(self.study, hooks)
             requeue_interrupted(self.study, hooks)
 
     def _open_study(self, create: bool) -> optuna.Study:

@@ -1,6 +1,8 @@
 """``automl run --resume <sweep>`` after the orchestrator died (even by SIGKILL), on Optuna.
 
-Finished trials are kept and not re-run. Trials the study still shows RUNNING are told FAIL and
+Finished trials are kept and not re-run; one that summary.json still shows RUNNING (the orchestrator
+died, or its disk filled, between the study's tell and the summary's rewrite) gets the study's
+record. Trials the study still shows RUNNING are told FAIL and
 re-queued with the same parameters; the re-queued trial starts in a copy of the interrupted trial's
 folder, so ``rtdetr train`` resumes from its last checkpoint (a PBT clone starts again from its
 parent's checkpoint). The sweep then runs until the same total.
@@ -12,12 +14,24 @@ import optuna
 
 from automl.backends.base import SweepHooks
 from automl.backends.optuna.pbt import ATTR as PBT_ATTR
-from automl.backends.optuna.shared_budget import RECORD_ATTR
+from automl.backends.optuna.shared_budget import RECORD_ATTR, storage_records
 from automl.results.trial_record import TrialRecord, TrialState
 
-__all__ = ["requeue_interrupted"]
+__all__ = ["record_finished", "requeue_interrupted"]
 
 REQUEUED = "interrupted when the orchestrator stopped; re-queued with the same parameters"
+
+
+def record_finished(study: optuna.Study, hooks: SweepHooks) -> list[int]:
+    """Put the study's record of each finished trial that summary.json lacks or shows RUNNING."""
+    records = {t.number: t for t in hooks.trials()}
+    recorded = []
+    for stored in storage_records(study):
+        old = records.get(stored.number)
+        if stored.state.finished and (old is None or old.state == TrialState.RUNNING):
+            hooks.trial_updated(stored)
+            recorded.append(stored.number)
+    return recorded
 
 
 def requeue_interrupted(study: optuna.Study, hooks: SweepHooks) -> list[int]:
