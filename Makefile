@@ -38,14 +38,17 @@ $(VENV)/.installed-dev: $(VENV)/.installed-run
 # checkpoint for 2 more epochs with its training values moved by x1.2 or /1.2) until DEMO_BUDGET of
 # trials is used, then the best trial's pipeline (evaluate -> ONNX export -> TensorRT engine,
 # skipped without one -> deployed evaluation). bench/demo_vs_plain.py runs this against plain
-# training of the same recipe in the same budget.
+# training of the same recipe in the same budget; the demo ends by printing its best beside that
+# recorded plain-training reference (bench/data/demo_reference.json).
 DEMO_BUDGET ?= 6m
+DEMO_NAME := demo-$(shell date +%Y%m%d-%H%M%S)
 demo: install-run
 	test -f $(DATA)/label_map.txt || $(VENV)/bin/rtdetr dataset synth --out $(DATA)
 	$(VENV)/bin/automl run --policy auto -e configs/fast.yaml --time-budget $(DEMO_BUDGET) \
 		--setting run_baseline=true --setting baseline_time_share=0.7 \
 		--algorithm pbt --setting automl_population_size=1 --setting automl_eval_interval=2 \
-		--name demo-$$(date +%Y%m%d-%H%M%S)
+		--name $(DEMO_NAME)
+	$(PY) bench/demo_vs_plain.py --reference results/$(DEMO_NAME)
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

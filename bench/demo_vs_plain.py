@@ -1,6 +1,7 @@
 """Does `make demo`'s sweep beat plain training of the same recipe in the same wall time?
 
-    python bench/demo_vs_plain.py [--workdir bench-demo-vs-plain] [--budget 6m] [--only demo|plain]
+    python bench/demo_vs_plain.py [--workdir bench-demo-vs-plain] [--budget 6m] [--only demo|plain] [--record]
+    python bench/demo_vs_plain.py --reference results/<demo sweep>
 
 One invocation runs, one after the other on the same data (generated under the workdir):
 
@@ -12,13 +13,17 @@ One invocation runs, one after the other on the same data (generated under the w
 Both go through the same path (trials, summary.json, the best trial's pipeline). Printed as
 Markdown and written to <workdir>/demo_vs_plain.json: each command's wall seconds, the trials it
 ran, its best val_mAP50 (summary.json `best`), the best trial's lineage and the pipeline's test
-evaluation, then the ratio demo / plain of the best val_mAP50.
+evaluation, then the ratio demo / plain of the best val_mAP50. With --record the pair is also
+written to bench/data/demo_reference.json (with the date and the machine): the reference that
+`make demo` prints at its end (--reference SWEEP: that sweep's best beside the recorded plain run).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import re
 import shlex
 import subprocess
@@ -29,6 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+REFERENCE = ROOT / "bench/data/demo_reference.json"
 
 
 def make_demo_command(budget: str, name: str) -> list[str]:
@@ -42,7 +48,7 @@ def make_demo_command(budget: str, name: str) -> list[str]:
     if line is None:
         raise SystemExit("Makefile: the demo recipe has no `automl run` line")
     line = line.replace("$(VENV)/bin/", f"{BIN}/").replace("$(DEMO_BUDGET)", budget)
-    line = re.sub(r"--name \S*\$\$\([^)]*\)", f"--name {name}", line)
+    line = re.sub(r"--name \S+", f"--name {name}", line)
     words = shlex.split(line)
     at = words.index("-e")
     words[at + 1] = str(ROOT / words[at + 1])
@@ -84,12 +90,63 @@ def run(work: Path, name: str, cli: list[str]) -> dict[str, Any]:
     }
 
 
+def print_reference(sweep: Path) -> int:
+    """This sweep's best beside the recorded plain-training reference (the end of `make demo`)."""
+    try:
+        summary = json.loads((sweep / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"{sweep}/summary.json: cannot be read ({exc}); no comparison printed")
+        return 1
+    if not REFERENCE.is_file():
+        print(f"{REFERENCE}: no recorded reference; record one with python bench/demo_vs_plain.py --record")
+        return 1
+    ref = json.loads(REFERENCE.read_text())
+    value = (summary.get("best") or {}).get("value")
+    plain, demo = ref["plain"]["best_val_mAP50"], ref["demo"]["best_val_mAP50"]
+    budget = (summary.get("settings") or {}).get("time_budget")
+    print(f"\nThis sweep: best val_mAP50 {value if value is None else f'{value:.4f}'} ({sweep.name}).")
+    print(
+        f"Plain training of the same spec in the same {ref['budget']} (automl run --policy off), measured "
+        f"{ref['date']} on {ref['machine']} by bench/demo_vs_plain.py: {plain:.4f}; that run's sweep: "
+        f"{demo:.4f} (x{demo / plain:.3f})."
+    )
+    if value is not None:
+        print(f"This sweep against that plain run: {value - plain:+.4f} (x{value / plain:.3f}).")
+    if budget is not None and abs(float(budget) - float(ref.get("budget_seconds", budget))) > 1:
+        print(f"(this sweep's budget was {budget:.0f} s, the reference's {ref['budget']}: not the same race)")
+    return 0
+
+
+def record(results: dict[str, Any], budget: str) -> None:
+    from automl.settings.tao_settings import parse_settings  # the budget as automl reads it
+
+    seconds = parse_settings({"time_budget": budget}).time_budget
+    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "budget": budget,
+        "budget_seconds": seconds,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()})",
+        **{side: {k: v for k, v in r.items() if k != "log"} for side, r in results.items()},
+    }
+    REFERENCE.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"recorded in {REFERENCE}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="bench-demo-vs-plain")
     parser.add_argument("--budget", default="6m", help="DEMO_BUDGET and the plain run's --time-budget")
     parser.add_argument("--only", choices=("demo", "plain"), help="run one side only")
+    parser.add_argument(
+        "--record", action="store_true", help=f"write the pair to {REFERENCE.relative_to(ROOT)}"
+    )
+    parser.add_argument(
+        "--reference", metavar="SWEEP", help="print SWEEP's best beside the recorded reference"
+    )
     args = parser.parse_args()
+    if args.reference:
+        return print_reference(Path(args.reference))
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     if not (work / "data/synthetic/label_map.txt").is_file():
@@ -114,6 +171,8 @@ def main() -> int:
     if all(results.get(s, {}).get("best_val_mAP50") for s in ("demo", "plain")):
         ratio = results["demo"]["best_val_mAP50"] / results["plain"]["best_val_mAP50"]
         print(f"\ndemo / plain best val_mAP50: x{ratio:.3f}")
+        if args.record:
+            record(results, args.budget)
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from automl.errors import SettingError
 from automl.space.params import SearchParam, SearchSpace
 
-__all__ = ["encode_params", "sample_params"]
+__all__ = ["encode_params", "sample_params", "unit_position"]
 
 
 class TrialLike(Protocol):
@@ -121,6 +121,13 @@ def _to_unit(param: SearchParam, value: float, low: float, high: float) -> float
     if param.scale == "log1m" and high < 1.0:
         return (math.log(1.0 - value) - math.log(1.0 - low)) / (math.log(1.0 - high) - math.log(1.0 - low))
     return (value - low) / (high - low)
+
+
+def unit_position(param: SearchParam, value: Any) -> float:
+    """Where a numeric ``value`` lies in [0, 1] on the param's own scale and grid (log, power,
+    multiple...): the distance that :mod:`automl.replay` measures between configurations."""
+    low, high = param.span
+    return min(1.0, max(0.0, _to_unit(param, float(value), low, high)))
 
 
 def encode_params(space: SearchSpace, values: Mapping[str, Any]) -> dict[str, Any]:
