@@ -251,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         "epochs and lr schedule to it (train.time_budget) (setting time_budget)",
     )
     run.add_argument(
+        "--max-latency-ms",
+        type=float,
+        help="a trial whose network (untrained, ONNX Runtime on the CPU, batch 1, eval size) is slower is "
+        "not trained: recorded PRUNED, failure class infeasible, with its latency (setting max_latency_ms)",
+    )
+    run.add_argument(
         "--concurrency", type=int, help="trials at once (default: one per GPU group, 1 on a CPU)"
     )
     run.add_argument("--seed", type=int, help="sampler seed")

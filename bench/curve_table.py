@@ -3,13 +3,13 @@ default train space, each trained to the full epoch budget by the product's own 
 ones again with other seeds to measure the noise.
 
     python bench/curve_table.py run --workdir DIR [--table bench/data/learning_curves.json]
-        [--configs 120] [--epochs 12] [--repeat 20] [--seeds 3] [--hours H]
+        [--configs 120] [--epochs 10] [--repeat 20] [--seeds 3] [--hours H]
     python bench/curve_table.py show [--table ...]
 
-`run` generates the synthetic dataset in DIR/data (`rtdetr dataset synth --size 64 --train 200
+`run` generates the synthetic dataset in DIR/data (`rtdetr dataset synth --size 96 --train 400
 --val 60 --test 20`, seed 0: the same images on every machine), builds the search space that
 `automl run` builds from schemas/train.schema.json (its automl_default_parameters plus the schedule
-and recipe keys in EXTRA) around configs/fast.yaml at 64 px, and draws the configurations with a
+and recipe keys in EXTRA) around configs/fast.yaml (96 px), and draws the configurations with a
 seeded random sampler (configuration i is the same however many are drawn). Each run is
 `rtdetr train` of one configuration, validating every epoch; configurations below `--repeat` are
 trained with every seed in 0 .. seeds-1, the others with seed 0.
@@ -53,7 +53,7 @@ from automl.space.schema_rows import load_schema  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TABLE = ROOT / "bench/data/learning_curves.json"
-SYNTH = ["--size", "64", "--train", "200", "--val", "60", "--test", "20"]
+SYNTH = ["--size", "96", "--train", "400", "--val", "60", "--test", "20"]
 # the default train space (automl_default_parameters) plus the schedule and recipe keys
 EXTRA = [
     "train.optim.lr_scheduler",
@@ -66,13 +66,9 @@ EXTRA = [
 
 
 def base_spec(work: Path, epochs: int) -> dict[str, Any]:
-    """configs/fast.yaml at 64 px on the workdir's data, trained for ``epochs``."""
+    """configs/fast.yaml (96 px) on the workdir's data, trained for ``epochs``."""
     spec = yaml.safe_load((ROOT / "configs/fast.yaml").read_text())
     spec = json.loads(json.dumps(spec).replace("data/synthetic/", f"{work}/data/"))
-    size = [64, 64]
-    spec["dataset"]["augmentation"].update(
-        {"multi_scales": [64], "train_spatial_size": size, "eval_spatial_size": size}
-    )
     spec["train"]["num_epochs"] = epochs
     return spec
 
@@ -145,7 +141,7 @@ def run(
     data = {
         "command": "python bench/curve_table.py run " + shlex.join(sys.argv[2:]),
         "data": "rtdetr dataset synth " + " ".join(SYNTH),
-        "base_spec": "configs/fast.yaml at 64 px (multi_scales [64])",
+        "base_spec": "configs/fast.yaml",
         "space": space.as_dict(),
         "max_epochs": epochs,
         "runs": data.get("runs", []),
@@ -191,7 +187,7 @@ def main() -> int:
     parser.add_argument("--workdir")
     parser.add_argument("--table", default=str(TABLE))
     parser.add_argument("--configs", type=int, default=120)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--hours", type=float, help="start no run after this many hours")

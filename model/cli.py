@@ -4,6 +4,7 @@
 rtdetr evaluate|inference|export|gen_trt_engine|quantize|distill -e spec.yaml [key=value ...]
 rtdetr validate -e spec.yaml [--action train] [key=value ...]
 rtdetr schemas [--check]
+rtdetr latency -e spec.yaml [--runs N] [--warmup N] [--threads N] [key=value ...]
 rtdetr dataset synth --out DIR [--train N] [--val N] [--test N] [--size PX] [--classes K] [--seed S] [--dense]
 """
 
@@ -101,6 +102,16 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latency(args: argparse.Namespace) -> int:
+    from model.deploy.latency import measure_latency
+    from model.spec import resolve_spec
+
+    # the network and its export size only: the data files need not exist
+    spec = resolve_spec("train", args.experiment_spec, args.overrides, check_paths=False)
+    print(json.dumps(measure_latency(spec, runs=args.runs, warmup=args.warmup, threads=args.threads)))
+    return 0
+
+
 def _dataset_synth(args: argparse.Namespace) -> int:
     from model.data.synthetic import generate_dataset
 
@@ -184,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     sch.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
     sch.add_argument("--root", help="project folder to write into (default: this checkout)")
     sch.set_defaults(func=_schemas)
+
+    lat = sub.add_parser(
+        "latency",
+        help="ONNX Runtime latency (ms, batch 1, eval_spatial_size) of the spec's untrained network, as JSON",
+    )
+    lat.add_argument("-e", "--experiment_spec", "--experiment-spec", dest="experiment_spec", required=True)
+    lat.add_argument("--runs", type=int, default=20, help="timed calls; the median is reported (default 20)")
+    lat.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
+    lat.add_argument(
+        "--threads", type=int, help="ONNX Runtime intra-op threads (default OMP_NUM_THREADS or torch's)"
+    )
+    lat.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. model.dec_layers=3"
+    )
+    lat.set_defaults(func=_latency)
 
     data = sub.add_parser("dataset", help="dataset tools")
     data_sub = data.add_subparsers(dest="dataset_command", required=True, metavar="tool")

@@ -178,13 +178,25 @@ def execute(
             flush=True,
         )
     else:
-        print(f"the sweep found no result: {data.get('failure') or 'no trial finished'}", flush=True)
+        print(f"the sweep found no result: {data.get('failure') or _no_result(data['trials'])}", flush=True)
     print(f"sweep folder: {folder}", flush=True)
     if best and config.get("pipeline", True):
         from automl.pipeline.best_trial import pipeline_after_sweep
 
         pipeline_after_sweep(summary, tracker)  # a failed step is recorded; the sweep's result stands
     return 0 if best else 1
+
+
+def _no_result(trials: list[dict[str, Any]]) -> str:
+    infeasible = [t for t in trials if t.get("failure_class") == "infeasible"]
+    if trials and len(infeasible) == len(trials):
+        fastest = min((t["latency_ms"] for t in infeasible if t.get("latency_ms") is not None), default=None)
+        shown = f" (the fastest measured {fastest:.2f} ms)" if fastest is not None else ""
+        return (
+            f"all {len(trials)} trials were over --max-latency-ms{shown}, so none trained; raise the limit or "
+            "search smaller networks (model.* keys, a smaller eval_spatial_size)"
+        )
+    return "no trial finished"
 
 
 def _resume_inputs(

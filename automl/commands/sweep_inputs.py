@@ -45,6 +45,7 @@ def settings_from_args(args: Any) -> dict[str, Any]:
         "automl_max_epochs": args.max_epochs,
         "automl_max_concurrent": args.concurrency,
         "time_budget": getattr(args, "time_budget", None),
+        "max_latency_ms": getattr(args, "max_latency_ms", None),
         "seed": args.seed,
     }
     pairs.update({k: v for k, v in flags.items() if v is not None})

@@ -30,6 +30,7 @@ FAILURE_CLASSES = (
     "killed",
     "timeout",
     "exit_code",
+    "infeasible",  # not a failure of the trial: over --max-latency-ms, so never trained (latency_gate)
 )
 # Below this much free space a failed trial's disk counts as full.
 DISK_FULL_BYTES = 8 << 20

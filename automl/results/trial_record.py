@@ -52,6 +52,7 @@ _OPTIONAL = (
     "node_ip",
     "hostname",
     "ray_trial_id",
+    "latency_ms",
 )
 
 
@@ -84,6 +85,9 @@ class TrialRecord:
     node_ip: str | None = None
     hostname: str | None = None
     ray_trial_id: str | None = None
+    latency_ms: float | None = (
+        None  # --max-latency-ms: the network's measured latency (automl.launch.latency_gate)
+    )
 
     def __post_init__(self) -> None:
         self.state = TrialState(self.state)

@@ -108,6 +108,7 @@ class AutomlSettings:
     baseline_time_share: float | None = None
     # the first trial at the spec's own values; start-up trials explore around the best
     run_baseline: bool = False
+    max_latency_ms: float | None = None  # slower networks (rtdetr latency) are not trained (not TAO)
     seed: int | None = None
     backend: str = "optuna"
 
@@ -238,6 +239,7 @@ CHECKS: dict[str, tuple[str, Any]] = {
     "time_budget": ("time_budget", _seconds),
     "baseline_time_share": ("baseline_time_share", _share),
     "run_baseline": ("run_baseline", _bool),
+    "max_latency_ms": ("max_latency_ms", _float(0.0, exclusive=True)),
     "seed": ("seed", _opt_int(0)),
     "backend": ("backend", _choice("optuna", "ray")),
 }
@@ -311,6 +313,9 @@ def parse_settings(pairs: Mapping[str, Any]) -> AutomlSettings:
                 f"{given_as[name]}: applies to {family[0]}, not automl_algorithm={settings.algorithm_name}; "
                 "drop it or choose that algorithm"
             )
+    if settings.max_latency_ms is not None and settings.backend == "ray":  # the gate is the sweep loop's
+        raise SettingError("max_latency_ms: the latency constraint gates trials on the optuna backend only; "
+                           "use --backend optuna")  # fmt: skip
     return _combine(settings, canonical, given_as)
 
 

@@ -12,6 +12,7 @@ logs to MLflow, updates the display, and stops early when every trial fails for 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import threading
 import time
@@ -24,6 +25,7 @@ from automl.backends.base import AskTellBackend, Backend, Continuation, SweepPla
 from automl.backends.plateau import plateau_rule
 from automl.errors import SweepWriteError
 from automl.launch.devices import GpuPool
+from automl.launch.latency_gate import INFEASIBLE, LatencyGate, LatencyUnmeasured
 from automl.launch.launcher import EpochReport, TrialOutcome, run_trial, stop_all_trials
 from automl.launch.trial_spec import continue_spec, spec_for_params
 from automl.results.selection import best_trial, keep_only_best_checkpoint, shared_failure
@@ -76,6 +78,14 @@ class SweepLoop:
         self.plateau = plateau_rule(plan.settings)  # hyperband_es: stop trials that stopped improving
         self.values: dict[int, list[float]] = {}
         self.plateaued: dict[int, int] = {}  # trial -> the epoch it was stopped after
+        limit = plan.settings.max_latency_ms
+        # the trial's CPU share, as its training gets it (an OMP_NUM_THREADS given by the user wins)
+        threads = (
+            None
+            if "OMP_NUM_THREADS" in os.environ
+            else max(1, (os.cpu_count() or 1) // max(1, plan.concurrency))
+        )
+        self.latency = LatencyGate(limit, plan.folder, threads) if limit and plan.space is not None else None
 
     # --- the hooks every backend reports through ---------------------------------------------
     def past_deadline(self) -> bool:
@@ -192,6 +202,11 @@ class SweepLoop:
             **request.labels,
         )
         self.trial_started(record, epochs, clone)
+        record = self.measured_latency(record, spec, folder)
+        if record.state.finished:  # over the latency limit: recorded, never trained
+            with self.lock:
+                backend.tell(request, record)
+            return self.trial_finished(record)
         devices = self.pool.acquire(self.gpus_per_trial)
         try:
             outcome = run_trial(
@@ -210,6 +225,29 @@ class SweepLoop:
         with self.lock:
             backend.tell(request, record)
         return self.trial_finished(record)
+
+    def measured_latency(self, record: TrialRecord, spec: dict[str, Any], folder: Path) -> TrialRecord:
+        """With ``--max-latency-ms``: the trial's network measured before it trains (once per
+        architecture); one over the limit, or one that cannot be measured, ends PRUNED at once, with
+        failure class ``infeasible`` and the measurement in its record. Optuna ranks such a trial
+        below every trained one, so its sampler learns where the slow networks are."""
+        if self.latency is None:
+            return record
+        started = time.monotonic()
+        try:
+            result, _ = self.latency.measure(spec, folder)
+        except LatencyUnmeasured as exc:
+            return record.updated(
+                state=TrialState.PRUNED, failure_class=INFEASIBLE, error=f"{exc}; not trained", seconds=0.0
+            )
+        record = record.updated(latency_ms=float(result["latency_ms"]))
+        reason = self.latency.verdict(result)
+        if reason is None:
+            return record
+        seconds = round(time.monotonic() - started, 2)
+        return record.updated(
+            state=TrialState.PRUNED, failure_class=INFEASIBLE, error=reason, seconds=seconds
+        )
 
     def trial_spec(self, request: TrialRequest) -> tuple[dict[str, Any], int]:
         """The spec a requested trial runs, and the epoch it trains to."""

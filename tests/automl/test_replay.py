@@ -182,7 +182,7 @@ def test_the_curve_tables_configurations_do_not_depend_on_how_many_are_drawn(tmp
     sys.path.insert(0, str(ROOT / "bench"))
     import curve_table
 
-    space = curve_table.table_space(curve_table.base_spec(tmp_path, 12))
+    space = curve_table.table_space(curve_table.base_spec(tmp_path, 10))
     assert {"train.optim.lr", "train.optim.lr_scheduler", "model.class_loss"} <= set(space.names)
     assert curve_table.configurations(space, 3) == curve_table.configurations(space, 5)[:3]
 

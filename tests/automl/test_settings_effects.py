@@ -150,6 +150,11 @@ def baseline_budget(s: AutomlSettings, tmp: Path) -> int | None:
     return _loop(s, tmp).fitted_budget(TrialRequest(number=0, params={}, baseline=True))
 
 
+def latency_limit(s: AutomlSettings, tmp: Path) -> float | None:
+    gate = _loop(s, tmp).latency
+    return None if gate is None else gate.limit_ms
+
+
 def backend_name(s: AutomlSettings, tmp: Path) -> str:
     return s.backend
 
@@ -219,6 +224,7 @@ ROWS: dict[str, tuple[dict[str, Any], Probe | str]] = {
         {"time_budget": "10m", "run_baseline": True, "baseline_time_share": 0.5},
         baseline_budget,
     ),
+    "max_latency_ms": ({"max_latency_ms": 12.5}, latency_limit),
     "seed": ({"seed": 7}, first_trial),
     "backend": ({"backend": "ray"}, backend_name),
     "automl_algorithm": ({"automl_algorithm": "bayesian"}, sampler_kind),

@@ -1,0 +1,93 @@
+"""Latency of the deployable artefact, measured before any training.
+
+Latency depends on the architecture and the input size, not on the trained weights, so it is
+measured on the untrained network described by a spec: built for ``eval_spatial_size``, RepVGG
+blocks fused, exported to ONNX at batch 1 as ``rtdetr export`` writes it, and run under ONNX
+Runtime on the CPU. The figure is the median of ``runs`` calls after ``warmup`` calls, with the
+runtime, its intra-op threads and the size recorded beside it (``rtdetr latency``). Seconds of work,
+so a latency-constrained search can reject an architecture before it trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.deploy.onnx_export import (
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    check_export_size,
+    export_onnx,
+    onnxruntime_session,
+)
+from model.errors import ConfigError
+
+__all__ = ["architecture_key", "measure_latency"]
+
+
+def _export_size(spec: Mapping[str, Any]) -> tuple[int, int]:
+    size = ((spec.get("dataset") or {}).get("augmentation") or {}).get("eval_spatial_size") or [640, 640]
+    height, width = int(size[0]), int(size[1])
+    check_export_size(height, width, prefix="dataset.augmentation.eval_spatial_size")
+    return height, width
+
+
+def architecture_key(spec: Mapping[str, Any]) -> str:
+    """What the latency depends on: the ``model`` section (without weight files), the number of
+    classes and the export size, as a short digest (two specs with the same key run equally fast)."""
+    model = {k: v for k, v in (spec.get("model") or {}).items() if "path" not in k}
+    dataset = spec.get("dataset") or {}
+    text = json.dumps(
+        {"model": model, "num_classes": dataset.get("num_classes"), "size": list(_export_size(spec))},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def measure_latency(
+    spec: Mapping[str, Any], *, runs: int = 20, warmup: int = 5, threads: int | None = None
+) -> dict[str, Any]:
+    """ONNX Runtime latency of the spec's network at batch 1 (see the module docstring)."""
+    from model.network.rtdetr import build_model
+
+    if runs < 1 or warmup < 0:
+        raise ConfigError(f"latency: runs must be at least 1 and warmup at least 0 (got {runs}, {warmup})")
+    height, width = _export_size(spec)
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    threads = int(threads or os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads())
+    with tempfile.TemporaryDirectory(prefix="rtdetr-latency-") as tmp:
+        path = export_onnx(model, Path(tmp) / "model.onnx", height=height, width=width, batch_size=1)
+        session = onnxruntime_session(path, threads=threads)
+        images = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
+        for _ in range(warmup):
+            session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
+            times.append((time.perf_counter() - start) * 1000.0)
+    times.sort()
+    return {
+        "latency_ms": round(statistics.median(times), 3),
+        "p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3),
+        "min_ms": round(times[0], 3),
+        "runtime": "onnxruntime-cpu",
+        "threads": threads,
+        "batch": 1,
+        "size": [height, width],
+        "runs": runs,
+        "warmup": warmup,
+        "architecture": architecture_key(spec),
+    }
