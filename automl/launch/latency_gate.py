@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from automl.errors import AutomlError
 from automl.results.summary import write_json_atomic
 from automl.spec import get_dotted, rtdetr_command
 
@@ -29,7 +30,7 @@ __all__ = ["INFEASIBLE", "LatencyGate", "LatencyUnmeasured", "architecture_key"]
 INFEASIBLE = "infeasible"  # the failure class of a trial over the latency limit
 
 
-class LatencyUnmeasured(Exception):
+class LatencyUnmeasured(AutomlError):
     """``rtdetr latency`` could not measure the trial's network; the message says why."""
 
 

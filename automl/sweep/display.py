@@ -152,7 +152,9 @@ def trials_table(
 ) -> Table:
     names = sorted({k for t in trials for k in (t.get("params") or {})})
     table = Table(title="trials")
-    for column in ("trial", "state", metric, "epochs", "seconds", "parameters", "reason"):
+    latency = any(t.get("latency_ms") is not None for t in trials)  # a --max-latency-ms sweep
+    columns = ("trial", "state", metric, *(("latency ms",) if latency else ()), "epochs", "seconds")
+    for column in (*columns, "parameters", "reason"):
         table.add_column(column, overflow="fold")
     for t in trials:
         mark = " *" if t["number"] == best_number else ""
@@ -163,6 +165,7 @@ def trials_table(
             f"{t['number']}{mark}",
             t.get("state", "-"),
             _fmt(t.get("value")),
+            *((_fmt(t.get("latency_ms"), 3),) if latency else ()),
             "-" if epochs is None else str(int(epochs) + 1),
             _fmt(t.get("seconds"), 3),
             shown,

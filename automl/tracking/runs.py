@@ -181,6 +181,7 @@ class SweepLog:
             "best_val_mAP50": entry.get("value"),
             "best_epoch": entry.get("best_epoch"),
             "seconds": entry.get("seconds"),
+            "latency_ms": entry.get("latency_ms"),  # --max-latency-ms sweeps (None: not logged)
         }
         self.writer.log_values_once(run_id, best)
         self.writer.log_files_once(run_id, [folder / "spec.yaml"])

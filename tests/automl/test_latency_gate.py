@@ -104,6 +104,7 @@ def test_trials_over_the_limit_are_recorded_and_never_trained(synthetic_data: Pa
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]  # no result: nothing trained
     assert "all 3 trials were over --max-latency-ms (the fastest measured" in proc.stdout
     assert "raise the limit or search smaller networks" in proc.stdout
+    assert "latency ms" in proc.stdout  # the trials table shows each trial's latency
     summary = json.loads((sweep / "summary.json").read_text())
     trials = summary["trials"]
     assert len(trials) == 3 and summary["best"] is None
