@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -70,6 +71,7 @@ def base_spec(work: Path, epochs: int) -> dict[str, Any]:
     spec = yaml.safe_load((ROOT / "configs/fast.yaml").read_text())
     spec = json.loads(json.dumps(spec).replace("data/synthetic/", f"{work}/data/"))
     spec["train"]["num_epochs"] = epochs
+    spec["train"]["checkpoint_interval"] = epochs  # one checkpoint per run (deleted once it ends)
     return spec
 
 
@@ -90,12 +92,19 @@ def configurations(space: SearchSpace, count: int, seed: int = 0) -> list[dict[s
     return out
 
 
+def same_table(data: dict[str, Any], space: SearchSpace, epochs: int) -> bool:
+    """Whether a table file holds runs of this space and epoch count (so a run may add to it)."""
+    searched = json.loads(json.dumps(space.as_dict()))  # as the file holds it (tuples are lists)
+    return data.get("max_epochs") == epochs and data.get("space") == searched
+
+
 def load(table: Path) -> dict[str, Any]:
     return json.loads(table.read_text()) if table.is_file() else {}
 
 
 def train_one(work: Path, spec: dict[str, Any], number: int, seed: int) -> dict[str, Any]:
     folder = work / "runs" / f"{number:04d}-seed{seed}"
+    shutil.rmtree(folder, ignore_errors=True)  # a run cut short earlier starts over, not resumed
     folder.mkdir(parents=True, exist_ok=True)
     spec = {**spec, "results_dir": str(folder), "train": {**spec["train"], "seed": seed}}
     (folder / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -103,6 +112,8 @@ def train_one(work: Path, spec: dict[str, Any], number: int, seed: int) -> dict[
         proc = subprocess.run(
             [f"{BIN}/rtdetr", "train", "-e", str(folder / "spec.yaml")], stdout=log, stderr=subprocess.STDOUT
         )
+    for checkpoint in (folder / "train").glob("*.pth"):  # ~150 MB each; the table needs status.json only
+        checkpoint.unlink()
     status = folder / "train/status.json"
     rows = _rows(status) if status.is_file() else []
     if proc.returncode != 0 or len(rows) < int(spec["train"]["num_epochs"]):
@@ -136,7 +147,7 @@ def run(
     spec = base_spec(work, epochs)
     space = table_space(spec)
     data = load(table)
-    if data and (data.get("max_epochs") != epochs or data.get("space") != space.as_dict()):
+    if data and not same_table(data, space, epochs):
         raise SystemExit(f"{table}: holds another space or epoch count; give another --table")
     data = {
         "command": "python bench/curve_table.py run " + shlex.join(sys.argv[2:]),

@@ -185,6 +185,9 @@ def test_the_curve_tables_configurations_do_not_depend_on_how_many_are_drawn(tmp
     space = curve_table.table_space(curve_table.base_spec(tmp_path, 10))
     assert {"train.optim.lr", "train.optim.lr_scheduler", "model.class_loss"} <= set(space.names)
     assert curve_table.configurations(space, 3) == curve_table.configurations(space, 5)[:3]
+    written = json.loads(json.dumps({"space": space.as_dict(), "max_epochs": 10, "runs": []}))
+    assert curve_table.same_table(written, space, 10)  # a table read back from its file continues
+    assert not curve_table.same_table(written, space, 12)
 
 
 def test_over_20_seeds_the_default_search_has_less_regret_than_random(table) -> None:
