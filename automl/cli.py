@@ -10,7 +10,7 @@ automl worker --storage URL --study NAME [--results-dir DIR] [--concurrency N]
                              join a sweep from another process or machine
 automl status SWEEP          a table of the trials and the best
 automl best SWEEP            the best checkpoint and parameters
-automl pipeline SWEEP [key=value ...]
+automl pipeline SWEEP [--pareto] [key=value ...]
                              evaluate, export, gen_trt_engine, evaluate the deployed model (again)
 automl space [-e spec.yaml]  the search space the schema gives, and what is excluded and why
 automl validate [-e spec.yaml] [key=value ...]
@@ -79,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from automl.results.pareto import front_numbers
     from automl.sweep.display import trials_table
     from automl.sweep.view import sweep_view
 
@@ -90,9 +91,8 @@ def _status(args: argparse.Namespace) -> int:
         f"sweep {data.get('name')}: {data.get('status')} | policy {policy.get('decision')} "
         f"({policy.get('reason')}) | backend {data.get('backend')}"
     )
-    console.print(
-        trials_table(data.get("trials", []), best.get("trial"), (best or {}).get("metric", "val_mAP50"))
-    )
+    metric = (best or {}).get("metric") or (data.get("metric") or {}).get("name", "val_mAP50")
+    console.print(trials_table(data.get("trials", []), best.get("trial"), metric, front_numbers(data)))
     if best:
         console.print(
             f"best: trial {best['trial']} {best['metric']}={best['value']:.4f} epoch {best['best_epoch']}"
@@ -113,6 +113,11 @@ def _status(args: argparse.Namespace) -> int:
                 )
         if pipeline.get("error"):
             console.print(f"  stopped: {pipeline['error']}", highlight=False, markup=False)
+    if data.get("pareto_pipelines"):
+        from automl.pipeline.after_sweep import pareto_lines
+
+        for line in pareto_lines(data):
+            console.print(line, highlight=False, markup=False)
     return 0
 
 
@@ -158,7 +163,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    from automl.pipeline.best_trial import FAILED, run_pipeline
+    from automl.pipeline.after_sweep import failed_steps, pareto_lines, run_pipeline
     from automl.results.summary import SweepSummary, read_summary
     from automl.tracking.tracker import DEFAULT_EXPERIMENT, Tracker
 
@@ -171,8 +176,10 @@ def _pipeline(args: argparse.Namespace) -> int:
         else args.tracking_uri or config.get("tracking_uri")
     )
     tracker = Tracker.open(uri, config.get("experiment") or DEFAULT_EXPERIMENT, folder)
-    steps = run_pipeline(record, tracker, args.overrides, args.timeout)
-    failed = [name for name, step in steps.items() if isinstance(step, dict) and step.get("state") == FAILED]
+    run_pipeline(record, tracker, args.overrides, args.timeout, pareto=args.pareto)
+    failed = failed_steps(record.data, pareto=args.pareto)
+    for line in pareto_lines(record.data) if args.pareto else []:
+        print(line)
     print(
         f"pipeline: {'failed steps: ' + ', '.join(failed) if failed else 'done'} ({folder / 'summary.json'})"
     )
@@ -257,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         "not trained: recorded PRUNED, failure class infeasible, with its latency (setting max_latency_ms)",
     )
     run.add_argument(
+        "--objectives",
+        help="a multi-objective search, e.g. val_mAP50,latency_ms (either order; name:min or name:max "
+        "sets a direction): each trial's latency is measured before it trains, Hyperband prunes on the "
+        "metric alone, and summary.json, automl status and MLflow show the Pareto front (setting objectives)",
+    )
+    run.add_argument(
         "--concurrency", type=int, help="trials at once (default: one per GPU group, 1 on a CPU)"
     )
     run.add_argument("--seed", type=int, help="sampler seed")
@@ -278,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     run.add_argument(
         "--no-pipeline", action="store_true", help="skip the best trial's evaluate/export/engine pipeline"
+    )
+    run.add_argument(
+        "--pipeline",
+        choices=("best", "pareto"),
+        default="best",
+        help="which trials get the pipeline: the most accurate (within --max-latency-ms; default), or "
+        "with --objectives every Pareto front trial (in <sweep>/pareto/NNNN/)",
     )
     run.set_defaults(func=_run)
 
@@ -320,6 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--timeout", type=float, help="seconds one step may run (default: no limit)")
     pipe.add_argument("--tracking-uri", help="MLflow store (default the sweep's)")
     pipe.add_argument("--no-track", action="store_true", help="do not log the steps to MLflow")
+    pipe.add_argument(
+        "--pareto",
+        action="store_true",
+        help="also every Pareto front trial's (a sweep run with --objectives)",
+    )
     pipe.set_defaults(func=_pipeline)
 
     sync = sub.add_parser("sync", help="log a sweep folder to MLflow (what tracking missed); safe to repeat")

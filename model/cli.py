@@ -4,7 +4,7 @@
 rtdetr evaluate|inference|export|gen_trt_engine|quantize|distill -e spec.yaml [key=value ...]
 rtdetr validate -e spec.yaml [--action train] [key=value ...]
 rtdetr schemas [--check]
-rtdetr latency -e spec.yaml [--runs N] [--warmup N] [--threads N] [key=value ...]
+rtdetr latency -e spec.yaml [--onnx FILE] [--runs N] [--warmup N] [--threads N] [key=value ...]
 rtdetr dataset synth --out DIR [--train N] [--val N] [--test N] [--size PX] [--classes K] [--seed S] [--dense]
 """
 
@@ -108,7 +108,12 @@ def _latency(args: argparse.Namespace) -> int:
 
     # the network and its export size only: the data files need not exist
     spec = resolve_spec("train", args.experiment_spec, args.overrides, check_paths=False)
-    print(json.dumps(measure_latency(spec, runs=args.runs, warmup=args.warmup, threads=args.threads)))
+    onnx = Path(args.onnx) if args.onnx else None
+    print(
+        json.dumps(
+            measure_latency(spec, runs=args.runs, warmup=args.warmup, threads=args.threads, onnx_file=onnx)
+        )
+    )
     return 0
 
 
@@ -198,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     lat = sub.add_parser(
         "latency",
-        help="ONNX Runtime latency (ms, batch 1, eval_spatial_size) of the spec's untrained network, as JSON",
+        help="ONNX Runtime latency (ms, batch 1, eval_spatial_size) of the spec's untrained network "
+        "(or of an exported --onnx file), as JSON",
+    )
+    lat.add_argument(
+        "--onnx", help="time this exported model (rtdetr export's file) instead of the untrained network"
     )
     lat.add_argument("-e", "--experiment_spec", "--experiment-spec", dest="experiment_spec", required=True)
     lat.add_argument("--runs", type=int, default=20, help="timed calls; the median is reported (default 20)")

@@ -33,6 +33,7 @@ from automl.errors import AutomlError, SettingError, SweepFolderError, SweepWrit
 from automl.launch.devices import visible_gpus
 from automl.launch.rendezvous import rendezvous_env
 from automl.project_files import schema_file
+from automl.results.pareto import front_numbers
 from automl.results.summary import SUMMARY, SweepSummary, read_summary, rebuild_command
 from automl.settings.action_profiles import action_profile, check_action_settings
 from automl.settings.policy import resolve_policy
@@ -58,6 +59,7 @@ def start(args: Any) -> int:
     if decision.search and (settings.backend not in BACKENDS or settings.backend == "none"):
         names = " or ".join(n for n in BACKENDS if n != "none")
         raise SettingError(f"backend: {settings.backend!r} is not available; use {names}")
+    pipeline_trials = pipeline_choice(args, settings)
     ranges = param_ranges(args.param)
     spec_path = Path(args.experiment_spec) if args.experiment_spec else demo_spec()
     base = resolve_spec(spec_path, args.overrides, action=action)
@@ -82,6 +84,7 @@ def start(args: Any) -> int:
         "ray_address": getattr(args, "ray_address", None),
         # the best trial's evaluate / export / engine
         "pipeline": not getattr(args, "no_pipeline", False) and action == "train",
+        "pipeline_trials": pipeline_trials,
         "action": action,
     }
     policy = {
@@ -99,6 +102,19 @@ def start(args: Any) -> int:
         if space is not None:
             print(format_space_table(space), flush=True)
         return execute(summary, base, space, settings, config, max_epochs, visible_gpus(), resume=False)
+
+
+def pipeline_choice(args: Any, settings: AutomlSettings) -> str:
+    """``--pipeline best|pareto``, refused where it cannot apply (before anything runs)."""
+    choice = str(getattr(args, "pipeline", None) or "best")
+    if choice == "pareto" and not settings.objectives:
+        raise SettingError(
+            "--pipeline pareto: a single-objective sweep has no Pareto front; add --objectives "
+            "val_mAP50,latency_ms, or drop --pipeline pareto to run the best trial's pipeline"
+        )
+    if choice == "pareto" and getattr(args, "no_pipeline", False):
+        raise SettingError("--pipeline pareto and --no-pipeline contradict each other; keep one")
+    return choice
 
 
 @contextlib.contextmanager
@@ -169,7 +185,7 @@ def execute(
             f"warning: some tracking was not logged; run `automl sync {folder}` when the store is back",
             flush=True,
         )
-    display.final_table(data["trials"], (data.get("best") or {}).get("trial"))
+    display.final_table(data["trials"], (data.get("best") or {}).get("trial"), front_numbers(data))
     best = data.get("best")
     if best:
         print(
@@ -181,9 +197,10 @@ def execute(
         print(f"the sweep found no result: {data.get('failure') or _no_result(data['trials'])}", flush=True)
     print(f"sweep folder: {folder}", flush=True)
     if best and config.get("pipeline", True):
-        from automl.pipeline.best_trial import pipeline_after_sweep
+        from automl.pipeline.after_sweep import pipeline_after_sweep
 
-        pipeline_after_sweep(summary, tracker)  # a failed step is recorded; the sweep's result stands
+        pareto = config.get("pipeline_trials") == "pareto"
+        pipeline_after_sweep(summary, tracker, pareto=pareto)  # a failed step is recorded; the result stands
     return 0 if best else 1
 
 

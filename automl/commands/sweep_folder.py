@@ -94,7 +94,9 @@ def summary_document(
     """summary.json as a sweep starts: ``policy`` is {decision (auto|off), reason, message}."""
     action = str(config.get("action") or "train")
     search = space is not None
+    objectives = {"objectives": [{"name": n, "direction": d} for n, d in settings.objectives]}
     return {
+        **(objectives if settings.objectives else {}),
         "name": name,
         "status": "RUNNING",
         "started": time.time(),

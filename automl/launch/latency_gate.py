@@ -25,7 +25,7 @@ from automl.errors import AutomlError
 from automl.results.summary import write_json_atomic
 from automl.spec import get_dotted, rtdetr_command
 
-__all__ = ["INFEASIBLE", "LatencyGate", "LatencyUnmeasured", "architecture_key"]
+__all__ = ["INFEASIBLE", "LatencyGate", "LatencyUnmeasured", "architecture_key", "run_latency"]
 
 INFEASIBLE = "infeasible"  # the failure class of a trial over the latency limit
 
@@ -46,9 +46,32 @@ def architecture_key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def run_latency(
+    spec_path: Path, log_file: Path, threads: int | None = None, onnx_file: Path | None = None
+) -> dict[str, Any]:
+    """``rtdetr latency`` of ``spec_path``'s untrained network, or of the exported ``onnx_file``;
+    its JSON result (latency_ms, runtime, threads, size, ...). Its output goes to ``log_file``."""
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    command = [*rtdetr_command(), "latency", "-e", str(spec_path)]
+    if onnx_file is not None:
+        command += ["--onnx", str(onnx_file)]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=600)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        reason = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise LatencyUnmeasured(f"rtdetr latency exited {proc.returncode}: {reason}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
 class LatencyGate:
-    def __init__(self, limit_ms: float, sweep_folder: Path, threads: int | None = None):
-        self.limit_ms = float(limit_ms)
+    def __init__(self, limit_ms: float | None, sweep_folder: Path, threads: int | None = None):
+        """``limit_ms`` None: measured only (latency is an objective), never refused."""
+        self.limit_ms = None if limit_ms is None else float(limit_ms)
         self.path = Path(sweep_folder) / "latency.json"
         self.threads = threads
         self.lock = threading.Lock()
@@ -80,29 +103,17 @@ class LatencyGate:
         trial_dir.mkdir(parents=True, exist_ok=True)
         spec_path = trial_dir / "latency_spec.yaml"
         spec_path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-        env = dict(os.environ)
-        if self.threads:
-            env["OMP_NUM_THREADS"] = str(self.threads)
-        proc = subprocess.run(
-            [*rtdetr_command(), "latency", "-e", str(spec_path)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=600,
-        )
-        (trial_dir / "latency.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
-        lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            reason = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
-            raise LatencyUnmeasured(f"rtdetr latency exited {proc.returncode}: {reason}")
-        result: dict[str, Any] = json.loads(lines[-1])
-        return result
+        return run_latency(spec_path, trial_dir / "latency.log", self.threads)
+
+    def threads_for(self, spec: dict[str, Any]) -> int | None:
+        """The threads the search measured ``spec``'s architecture with (None: not measured)."""
+        threads = (self.cache.get(architecture_key(spec)) or {}).get("threads")
+        return int(threads) if threads else None
 
     def verdict(self, result: dict[str, Any]) -> str | None:
         """Why the measured network breaks the limit, or None when it is within it."""
         latency = float(result["latency_ms"])
-        if latency <= self.limit_ms:
+        if self.limit_ms is None or latency <= self.limit_ms:
             return None
         size = "x".join(str(s) for s in result.get("size") or [])
         return (

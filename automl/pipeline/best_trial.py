@@ -31,12 +31,13 @@ from typing import Any
 import yaml
 
 from automl.errors import AutomlError
+from automl.pipeline.deployed_latency import deployed_latency, measures_latency
 from automl.pipeline.step_process import FAILED, SKIPPED, SUCCESS, StepOutcome, run_action
 from automl.results.summary import SweepSummary
 from automl.spec import get_dotted, set_dotted
 from automl.tracking.protocol import SweepTracker
 
-__all__ = ["FAILED", "STEPS", "pipeline_after_sweep", "pipeline_spec", "run_pipeline", "step_line"]
+__all__ = ["FAILED", "STEPS", "Pipeline", "pipeline_spec", "step_line"]
 
 STEPS = ("evaluate", "export", "gen_trt_engine", "engine_evaluate")
 
@@ -49,6 +50,8 @@ def step_line(step: str, entry: Mapping[str, Any]) -> str:
         metrics = entry.get("metrics") or {}
         if "test_mAP50" in metrics:
             shown = f" test_mAP50={metrics['test_mAP50']:.4f} test_mAP={metrics.get('test_mAP', float('nan')):.4f}"
+            if "latency_ms" in metrics:
+                shown += f" latency_ms={metrics['latency_ms']:.2f}"
         elif "max_diff" in entry:
             shown = (
                 f" {entry.get('onnx_file')} (ONNX Runtime vs PyTorch max abs diff {entry['max_diff']:.3g})"
@@ -114,13 +117,21 @@ class Pipeline:
         tracker: SweepTracker,
         overrides: Sequence[str] = (),
         timeout: float | None = None,
+        *,
+        trial: Mapping[str, Any] | None = None,
+        folder: Path | None = None,
+        key: str | None = None,
     ):
+        """The best trial's pipeline in ``<sweep>/best/`` (summary ``pipeline``); with ``trial`` (a
+        ``pareto_front`` entry), ``folder`` and ``key``, that trial's in ``folder``, recorded in
+        summary ``pareto_pipelines[key]`` and as MLflow steps ``pareto-<key>-<step>``."""
         self.record = record
         self.tracker = tracker
         self.overrides = list(overrides)
         self.timeout = timeout
-        self.best_dir = (record.folder / BEST_FOLDER).resolve()
-        best = record.data.get("best") or {}
+        self.key = key
+        self.best_dir = (folder or record.folder / BEST_FOLDER).resolve()
+        best = dict(trial) if trial is not None else record.data.get("best") or {}
         if not best:
             raise AutomlError(
                 f"{record.folder}: the sweep has no best trial yet "
@@ -146,7 +157,12 @@ class Pipeline:
     # --- recording ------------------------------------------------------------------------------
     def _save(self, **fields: Any) -> None:
         self.steps.update(fields)
-        self.record.set(pipeline=copy.deepcopy(self.steps))
+        if self.key is None:
+            self.record.set(pipeline=copy.deepcopy(self.steps))
+        else:
+            runs = dict(self.record.data.get("pareto_pipelines") or {})
+            runs[self.key] = copy.deepcopy(self.steps)
+            self.record.set(pareto_pipelines=runs)
 
     def _record(self, step: str, entry: dict[str, Any]) -> dict[str, Any]:
         self._save(**{step: entry})
@@ -159,8 +175,9 @@ class Pipeline:
             for k in ("results_file", "onnx_file", "engine_file", "log_file")
             if entry.get(k) and Path(entry[k]).is_file()
         ]
-        self.tracker.pipeline_step(step, metrics, files, entry["state"])
-        print(step_line(step, entry), flush=True)
+        label = step if self.key is None else f"pareto-{self.key}-{step}"
+        self.tracker.pipeline_step(label, metrics, files, entry["state"])
+        print(step_line(label, entry), flush=True)
         return entry
 
     def _run(self, step: str, action: str, overrides: list[str]) -> tuple[StepOutcome, dict[str, Any]]:
@@ -268,7 +285,8 @@ class Pipeline:
             **({"note": note} if note else {}),
             **({"overrides": self.overrides} if self.overrides else {}),
         )
-        print(f"pipeline: best trial {self.best.get('trial')} -> {self.best_dir}", flush=True)
+        which = "best trial" if self.key is None else "Pareto front trial"
+        print(f"pipeline: {which} {self.best.get('trial')} -> {self.best_dir}", flush=True)
         try:
             self._record("evaluate", self._evaluate("evaluate", "checkpoint", self.checkpoint))
             export = self._record("export", self._export())
@@ -285,6 +303,8 @@ class Pipeline:
                 )
                 entry["model"] = "engine" if built else "onnx"
                 entry["deployed_model"] = engine["engine_file"] if built else str(onnx)
+                if entry["state"] == SUCCESS and measures_latency(self.record.data):
+                    entry.update(deployed_latency(self.record.folder, self.best_dir, self.spec, entry, onnx))
                 self._record("engine_evaluate", entry)
         except KeyboardInterrupt:
             self._save(status="STOPPED", finished=time.time())
@@ -292,24 +312,3 @@ class Pipeline:
         failed = [s for s in STEPS if (self.steps.get(s) or {}).get("state") == FAILED]
         self._save(status="FAILED" if failed else "FINISHED", failed=failed, finished=time.time())
         return copy.deepcopy(self.steps)
-
-
-def run_pipeline(
-    record: SweepSummary, tracker: SweepTracker, overrides: Sequence[str] = (), timeout: float | None = None
-) -> dict[str, Any]:
-    """Run the best trial's pipeline of a finished sweep, then refresh the sweep's MLflow run (its
-    summary.json, and the ONNX model joins the registered model version)."""
-    steps = Pipeline(record, tracker, overrides, timeout).run()
-    tracker.finish_sweep(record.data)
-    return steps
-
-
-def pipeline_after_sweep(record: SweepSummary, tracker: SweepTracker) -> None:
-    """``automl run``'s call after a sweep with a best trial: a pipeline failure is reported and
-    recorded, never turned into a failed sweep."""
-    try:
-        run_pipeline(record, tracker)
-    except Exception as exc:  # the search result must survive any pipeline problem
-        reason = str(exc) if isinstance(exc, AutomlError) else f"{type(exc).__name__}: {exc}"
-        print(f"pipeline: stopped: {reason}; run it again with `automl pipeline {record.folder}`", flush=True)
-        record.set(pipeline={**(record.data.get("pipeline") or {}), "status": "FAILED", "error": reason})

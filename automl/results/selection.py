@@ -2,7 +2,8 @@
 
 A trial's score is its best epoch's metric (TAO keeps the last epoch's; we keep the best and record
 both). With multi-fidelity search (hyperband, asha) the best is chosen among the trials that reached
-the largest budget, when any did, as TAO does; otherwise among all scored trials.
+the largest budget, when any did, as TAO does; otherwise among all scored trials. In a sweep that
+measures latency, of equally scored trials the fastest is best (the earliest of equally fast ones).
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ def best_trial(
         top_budget = max(int(t.last_epoch or 0) for t in scored)
         at_top = [t for t in scored if int(t.last_epoch or 0) == top_budget]
         scored = at_top or scored
-    return objective.best(scored, lambda t: t.value)
+    best = objective.best(scored, lambda t: t.value)
+    if best is None or best.latency_ms is None:
+        return best
+    # of trials with the same score, the fastest network (a latency sweep): the best is on the front
+    tied = [t for t in scored if t.value == best.value and t.latency_ms is not None]
+    return min(tied, key=lambda t: float(t.latency_ms or 0.0))
 
 
 def keep_only_best_checkpoint(train_dir: Path, best_epoch: int | None) -> list[Path]:

@@ -36,8 +36,9 @@ import yaml
 
 from automl.errors import SettingError
 from automl.results.objective import Direction
+from automl.settings.objectives import check_objectives, metric_direction, parse_objectives
 
-__all__ = ["CHECKS", "AutomlSettings", "parse_setting_args", "parse_settings"]
+__all__ = ["CHECKS", "AutomlSettings", "metric_direction", "parse_setting_args", "parse_settings"]
 
 ALGORITHMS = {
     "tpe": ("tpe", "none"),
@@ -65,10 +66,6 @@ ALIASES = {
     "custom_param_ranges": "automl_custom_param_ranges",
     "automl_backend": "backend",
 }
-# a metric whose name has one of these words is minimized unless `direction` says otherwise
-MINIMIZE_WORDS = frozenset(
-    "loss latency runtime duration time cost flops params memory energy wer cer perplexity ppl error".split()
-)
 
 
 @dataclass(frozen=True)
@@ -109,8 +106,15 @@ class AutomlSettings:
     # the first trial at the spec's own values; start-up trials explore around the best
     run_baseline: bool = False
     max_latency_ms: float | None = None  # slower networks (rtdetr latency) are not trained (not TAO)
+    # --objectives: (metric, direction) pairs, the training metric and latency_ms (not TAO)
+    objectives: tuple[tuple[str, Direction], ...] = ()
     seed: int | None = None
     backend: str = "optuna"
+
+    @property
+    def measures_latency(self) -> bool:
+        """Each trial's network is measured before it trains (a limit, or latency as an objective)."""
+        return self.max_latency_ms is not None or bool(self.objectives)
 
 
 # TAO name -> (field, checker)
@@ -240,6 +244,7 @@ CHECKS: dict[str, tuple[str, Any]] = {
     "baseline_time_share": ("baseline_time_share", _share),
     "run_baseline": ("run_baseline", _bool),
     "max_latency_ms": ("max_latency_ms", _float(0.0, exclusive=True)),
+    "objectives": ("objectives", parse_objectives),
     "seed": ("seed", _opt_int(0)),
     "backend": ("backend", _choice("optuna", "ray")),
 }
@@ -301,7 +306,8 @@ def parse_settings(pairs: Mapping[str, Any]) -> AutomlSettings:
             attr, check = CHECKS[name]
             values[attr] = check(given_as[name], value)
     values.update(_algorithm(canonical))
-    if "direction" not in canonical:
+    values.update(check_objectives(values, canonical))
+    if "direction" not in canonical and "objectives" not in values:
         values["direction"] = metric_direction(values.get("metric", AutomlSettings.metric))
     settings = AutomlSettings(**values)
     for name in canonical:
@@ -313,9 +319,6 @@ def parse_settings(pairs: Mapping[str, Any]) -> AutomlSettings:
                 f"{given_as[name]}: applies to {family[0]}, not automl_algorithm={settings.algorithm_name}; "
                 "drop it or choose that algorithm"
             )
-    if settings.max_latency_ms is not None and settings.backend == "ray":  # the gate is the sweep loop's
-        raise SettingError("max_latency_ms: the latency constraint gates trials on the optuna backend only; "
-                           "use --backend optuna")  # fmt: skip
     return _combine(settings, canonical, given_as)
 
 
@@ -367,12 +370,6 @@ def _algorithm(canonical: Mapping[str, Any]) -> dict[str, str]:
     if sampler == "pbt" and fidelity != "none":
         raise SettingError(f"fidelity: got {fidelity!r}; pbt schedules its own trials, so use fidelity=none")
     return {"algorithm": sampler, "fidelity": fidelity, "algorithm_name": CANONICAL.get(key, key)}
-
-
-def metric_direction(metric: str) -> Direction:
-    """TAO's rule: a metric whose name says loss/latency/time/error/... is minimized, others maximized."""
-    words = re.split(r"[^a-z0-9]+", metric.lower())
-    return "minimize" if any(w in MINIMIZE_WORDS for w in words) else "maximize"
 
 
 def parse_setting_args(args: Iterable[str]) -> dict[str, Any]:

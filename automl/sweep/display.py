@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -132,8 +132,10 @@ class SweepDisplay:
             tail = f" ({reason})" if reason else ""
             self._emit(f"trial {number} {state}: best {self.metric}={_fmt(value)}{tail}")
 
-    def final_table(self, trials: Sequence[dict[str, Any]], best_number: int | None) -> None:
-        table = trials_table(trials, best_number, self.metric)
+    def final_table(
+        self, trials: Sequence[dict[str, Any]], best_number: int | None, front: Collection[int] | None = None
+    ) -> None:
+        table = trials_table(trials, best_number, self.metric, front)
         self.console.print(table)
 
 
@@ -148,12 +150,18 @@ def _short(name: str, names: Sequence[str]) -> str:
 
 
 def trials_table(
-    trials: Sequence[dict[str, Any]], best_number: int | None, metric: str = "val_mAP50"
+    trials: Sequence[dict[str, Any]],
+    best_number: int | None,
+    metric: str = "val_mAP50",
+    front: Collection[int] | None = None,
 ) -> Table:
+    """The trials, the best marked ``*``; ``front`` (a multi-objective sweep's Pareto front, trial
+    numbers) adds a column that marks the front's trials."""
     names = sorted({k for t in trials for k in (t.get("params") or {})})
     table = Table(title="trials")
     latency = any(t.get("latency_ms") is not None for t in trials)  # a --max-latency-ms sweep
-    columns = ("trial", "state", metric, *(("latency ms",) if latency else ()), "epochs", "seconds")
+    pareto = ("pareto",) if front is not None else ()
+    columns = ("trial", "state", metric, *(("latency ms",) if latency else ()), *pareto, "epochs", "seconds")
     for column in (*columns, "parameters", "reason"):
         table.add_column(column, overflow="fold")
     for t in trials:
@@ -166,6 +174,7 @@ def trials_table(
             t.get("state", "-"),
             _fmt(t.get("value")),
             *((_fmt(t.get("latency_ms"), 3),) if latency else ()),
+            *(("front" if t["number"] in front else "",) if front is not None else ()),
             "-" if epochs is None else str(int(epochs) + 1),
             _fmt(t.get("seconds"), 3),
             shown,

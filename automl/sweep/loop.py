@@ -28,6 +28,7 @@ from automl.launch.devices import GpuPool
 from automl.launch.latency_gate import INFEASIBLE, LatencyGate, LatencyUnmeasured
 from automl.launch.launcher import EpochReport, TrialOutcome, run_trial, stop_all_trials
 from automl.launch.trial_spec import continue_spec, spec_for_params
+from automl.results.pareto import front_entries, pareto_front
 from automl.results.selection import best_trial, keep_only_best_checkpoint, shared_failure
 from automl.results.summary import SweepSummary, continue_hint
 from automl.results.trial_record import BestTrial, TrialRecord, TrialState
@@ -85,7 +86,8 @@ class SweepLoop:
             if "OMP_NUM_THREADS" in os.environ
             else max(1, (os.cpu_count() or 1) // max(1, plan.concurrency))
         )
-        self.latency = LatencyGate(limit, plan.folder, threads) if limit and plan.space is not None else None
+        measured = plan.settings.measures_latency and plan.space is not None  # a limit, or --objectives
+        self.latency = LatencyGate(limit, plan.folder, threads) if measured else None
 
     # --- the hooks every backend reports through ---------------------------------------------
     def past_deadline(self) -> bool:
@@ -227,7 +229,8 @@ class SweepLoop:
         return self.trial_finished(record)
 
     def measured_latency(self, record: TrialRecord, spec: dict[str, Any], folder: Path) -> TrialRecord:
-        """With ``--max-latency-ms``: the trial's network measured before it trains (once per
+        """With ``--max-latency-ms`` or latency among ``--objectives``: the trial's network measured
+        before it trains (once per
         architecture); one over the limit, or one that cannot be measured, ends PRUNED at once, with
         failure class ``infeasible`` and the measurement in its record. Optuna ranks such a trial
         below every trained one, so its sampler learns where the slow networks are."""
@@ -339,6 +342,9 @@ class SweepLoop:
         trials = self.trials()
         best = best_trial(trials, multi_fidelity=self.plan.multi_fidelity, objective=self.objective)
         cause = self.stop_reason or shared_failure([t for t in trials if t.counts])
+        if self.plan.settings.objectives:  # a multi-objective sweep: its Pareto front
+            front = pareto_front(trials, self.objective)
+            self.summary.set(pareto_front=front_entries(front, self.objective.metric))
         self.summary.set(
             status="FINISHED" if best is not None else "FAILED",
             best=BestTrial.of(best, self.objective.metric).to_dict() if best is not None else None,

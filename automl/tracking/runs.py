@@ -16,6 +16,7 @@ from typing import Any
 
 from automl.launch.status_tail import trial_status_file
 from automl.results.trial_record import TrialState
+from automl.tracking.pareto_plot import write_front
 from automl.tracking.plots import write_plots
 from automl.tracking.store import (
     TAG_KIND,
@@ -232,6 +233,19 @@ class SweepLog:
             if plots:
                 self.writer.log_files_once(run_id, plots, "plots", replace=True)
             self.writer.set_tags(run_id, {"plots": note})
+            front = summary.get("pareto_front") or []
+            if front:  # a multi-objective sweep: the front's plot and table, and a tag on its trials
+                self.writer.log_files_once(
+                    run_id, write_front(summary, Path(tmp) / "front"), "pareto", replace=True
+                )
+                self.writer.set_tags(run_id, {"pareto_front": ",".join(str(e["trial"]) for e in front)})
+                numbers = {int(e["trial"]) for e in front}
+                for t in (
+                    summary.get("trials") or []
+                ):  # a resumed sweep's front moves: every trained trial's tag
+                    if t.get("state") == TrialState.COMPLETE.value:
+                        on_front = "true" if t["number"] in numbers else "false"
+                        self.writer.set_tags(self.trial_id(int(t["number"])), {"pareto_front": on_front})
         if best and best.get("trial") is not None:
             self.register_best(summary)
         status = summary.get("status")

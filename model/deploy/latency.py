@@ -56,28 +56,33 @@ def architecture_key(spec: Mapping[str, Any]) -> str:
 
 
 def measure_latency(
-    spec: Mapping[str, Any], *, runs: int = 20, warmup: int = 5, threads: int | None = None
+    spec: Mapping[str, Any],
+    *,
+    runs: int = 20,
+    warmup: int = 5,
+    threads: int | None = None,
+    onnx_file: Path | None = None,
 ) -> dict[str, Any]:
-    """ONNX Runtime latency of the spec's network at batch 1 (see the module docstring)."""
+    """ONNX Runtime latency of the spec's network at batch 1 (see the module docstring); with
+    ``onnx_file``, of that exported model (the deployed file) instead of the untrained network."""
     from model.network.rtdetr import build_model
 
     if runs < 1 or warmup < 0:
         raise ConfigError(f"latency: runs must be at least 1 and warmup at least 0 (got {runs}, {warmup})")
     height, width = _export_size(spec)
-    torch.manual_seed(0)
-    model = build_model(spec).eval()
     threads = int(threads or os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads())
-    with tempfile.TemporaryDirectory(prefix="rtdetr-latency-") as tmp:
-        path = export_onnx(model, Path(tmp) / "model.onnx", height=height, width=width, batch_size=1)
-        session = onnxruntime_session(path, threads=threads)
-        images = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
-        for _ in range(warmup):
-            session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
-            times.append((time.perf_counter() - start) * 1000.0)
+    if onnx_file is not None:
+        if not Path(onnx_file).is_file():
+            raise ConfigError(f"--onnx: {onnx_file} does not exist; give the file rtdetr export wrote")
+        times = _timed_runs(Path(onnx_file), height, width, runs, warmup, threads)
+        measured = {"model": str(onnx_file)}
+    else:
+        torch.manual_seed(0)
+        model = build_model(spec).eval()
+        with tempfile.TemporaryDirectory(prefix="rtdetr-latency-") as tmp:
+            path = export_onnx(model, Path(tmp) / "model.onnx", height=height, width=width, batch_size=1)
+            times = _timed_runs(path, height, width, runs, warmup, threads)
+        measured = {"model": "untrained"}
     times.sort()
     return {
         "latency_ms": round(statistics.median(times), 3),
@@ -90,4 +95,22 @@ def measure_latency(
         "runs": runs,
         "warmup": warmup,
         "architecture": architecture_key(spec),
+        **measured,
     }
+
+
+def _timed_runs(path: Path, height: int, width: int, runs: int, warmup: int, threads: int) -> list[float]:
+    """Milliseconds of each of ``runs`` calls of the ONNX model at batch 1, after ``warmup`` calls."""
+    try:
+        session = onnxruntime_session(path, threads=threads)
+    except Exception as exc:  # ONNX Runtime's reason (not an ONNX file, a broken one)
+        raise ConfigError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from None
+    images = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
+    for _ in range(warmup):
+        session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times

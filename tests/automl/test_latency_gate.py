@@ -77,6 +77,30 @@ def test_a_size_the_export_cannot_take_is_refused_with_the_key_and_the_fix(
     assert "Traceback" not in proc.stderr
 
 
+def test_rtdetr_latency_times_an_exported_onnx_file_and_refuses_one_that_is_missing_or_broken(
+    synthetic_data: Path, tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec(synthetic_data, tmp_path / "out"))
+    onnx = tmp_path / "model.onnx"
+    from model.deploy.onnx_export import export_onnx
+    from model.network.rtdetr import build_model
+    from model.spec import resolve_spec
+
+    network = build_model(resolve_spec("train", spec, [], check_paths=False)).eval()
+    export_onnx(network, onnx, height=64, width=64, batch_size=1)
+    timed = run("-m", "model.cli", "latency", "-e", str(spec), "--onnx", str(onnx), "--runs", "5")
+    assert timed.returncode == 0, timed.stderr
+    result = json.loads(timed.stdout.strip().splitlines()[-1])
+    assert result["model"] == str(onnx) and result["size"] == [64, 64] and result["latency_ms"] > 0
+    missing = run("-m", "model.cli", "latency", "-e", str(spec), "--onnx", str(tmp_path / "none.onnx"))
+    assert missing.returncode != 0 and "none.onnx does not exist" in missing.stderr
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    refused = run("-m", "model.cli", "latency", "-e", str(spec), "--onnx", str(broken))
+    assert refused.returncode != 0 and "ONNX Runtime cannot load it" in refused.stderr
+    assert "Traceback" not in missing.stderr + refused.stderr
+
+
 def test_the_architecture_key_ignores_training_values_and_weight_files() -> None:
     spec = {
         "model": {"dec_layers": 3, "pretrained_backbone_path": "/a.pth"},

@@ -20,7 +20,7 @@ import pytest
 from automl.backends.base import SweepPlan, TrialRequest
 from automl.backends.optuna.backend import OptunaBackend
 from automl.backends.optuna.pbt import Population
-from automl.backends.optuna.study import make_pruner, make_sampler
+from automl.backends.optuna.study import make_pruner, make_sampler, open_study
 from automl.backends.plateau import plateau_rule
 from automl.commands.sweep_inputs import concurrency, make_space, sweep_epochs
 from automl.errors import SettingError
@@ -155,6 +155,12 @@ def latency_limit(s: AutomlSettings, tmp: Path) -> float | None:
     return None if gate is None else gate.limit_ms
 
 
+def study_directions(s: AutomlSettings, tmp: Path) -> tuple[Any, ...]:
+    """The directions of the study the sweep opens, and whether latency is measured."""
+    study = open_study("s", optuna.storages.InMemoryStorage(), s, 9, create=True)
+    return tuple(d.name for d in study.directions), _loop(s, tmp).latency is not None
+
+
 def backend_name(s: AutomlSettings, tmp: Path) -> str:
     return s.backend
 
@@ -225,6 +231,7 @@ ROWS: dict[str, tuple[dict[str, Any], Probe | str]] = {
         baseline_budget,
     ),
     "max_latency_ms": ({"max_latency_ms": 12.5}, latency_limit),
+    "objectives": ({"objectives": "val_mAP50,latency_ms"}, study_directions),
     "seed": ({"seed": 7}, first_trial),
     "backend": ({"backend": "ray"}, backend_name),
     "automl_algorithm": ({"automl_algorithm": "bayesian"}, sampler_kind),

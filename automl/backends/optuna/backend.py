@@ -19,12 +19,13 @@ from pathlib import Path
 import optuna
 
 from automl.backends.base import AskTellBackend, SweepHooks, SweepPlan, TrialRequest
+from automl.backends.optuna.fidelity_twin import FidelityTwin
 from automl.backends.optuna.journal_file import check_journal, rebuild_hint
 from automl.backends.optuna.pbt import Population, clone_of
 from automl.backends.optuna.rebuild import folder_records, rebuild_study, study_lag
 from automl.backends.optuna.resume import record_finished, requeue_interrupted
 from automl.backends.optuna.shared_budget import RECORD_ATTR, claim_trial, storage_records
-from automl.backends.optuna.study import make_storage, open_study
+from automl.backends.optuna.study import make_storage, open_study, told_values
 from automl.backends.storage_url import journal_path
 from automl.errors import SettingError, SweepFolderError
 from automl.results.trial_folders import trial_numbers
@@ -58,6 +59,7 @@ class OptunaBackend(AskTellBackend):
         self.lock = threading.Lock()
         self.study: optuna.Study | None = None
         self.population: Population | None = None
+        self.twin: FidelityTwin | None = None  # --objectives: pruning on the training metric alone
         if plan.settings.algorithm == "pbt":
             self.population = Population(plan.space, plan.settings, seed=plan.settings.seed)
 
@@ -92,14 +94,13 @@ class OptunaBackend(AskTellBackend):
 
     def _open_study(self, create: bool) -> optuna.Study:
         plan = self.plan
-        return open_study(
-            plan.study or plan.folder.name,
-            make_storage(plan.storage, plan.folder),
-            plan.settings,
-            plan.max_epochs,
-            create=create,
-            definition=plan.definition or None,
+        name, storage = plan.study or plan.folder.name, make_storage(plan.storage, plan.folder)
+        study = open_study(
+            name, storage, plan.settings, plan.max_epochs, create=create, definition=plan.definition or None
         )
+        if plan.settings.objectives and plan.settings.fidelity != "none":
+            self.twin = FidelityTwin(name, storage, plan.settings, plan.max_epochs)
+        return study
 
     def _catch_up(self, hooks: SweepHooks, journal: Path) -> None:
         """A journal that lacks trials summary.json or the trial folders show (cut short by a crash) is
@@ -177,6 +178,8 @@ class OptunaBackend(AskTellBackend):
 
     def report(self, request: TrialRequest, epoch: int, value: float) -> bool:
         trial = request.handle
+        if self.plan.settings.objectives:  # a multi-objective study takes no intermediate values
+            return self.twin.report(request.number, epoch, value) if self.twin is not None else False
         with self.lock:
             trial.report(value, step=epoch)
             if self.plan.settings.fidelity == "none":
@@ -189,10 +192,17 @@ class OptunaBackend(AskTellBackend):
             # before the tell (a finished trial's attributes are frozen): the study holds every finished
             # trial's record, the ledger of a shared storage and what a rebuild of summary.json reads
             trial.set_user_attr(RECORD_ATTR, record.to_dict())
+            limit = self.plan.settings.max_latency_ms
+            if limit is not None and record.latency_ms is not None:  # feasible when <= 0 (Optuna's rule)
+                trial.set_constraint("latency_ms", record.latency_ms - limit)
+            state = optuna.trial.TrialState.COMPLETE
             if record.state == TrialState.COMPLETE:
-                study.tell(trial, record.value)
+                study.tell(trial, told_values(self.plan.settings, record.value, record.latency_ms))
             else:
-                study.tell(trial, state=_STATES.get(record.state, optuna.trial.TrialState.FAIL))
+                state = _STATES.get(record.state, optuna.trial.TrialState.FAIL)
+                study.tell(trial, state=state)
+        if self.twin is not None:
+            self.twin.tell(request.number, state, record.value)
 
     def stop_reason(self, launched: int) -> str | None:
         if self.population is not None and launched < self.plan.settings.max_recommendations:

@@ -42,8 +42,15 @@ KEEP_VALUE = 0.5  # probability that a parameter is not perturbed at all
 class NeighbourhoodStartSampler(optuna.samplers.BaseSampler):
     """``base`` (TPE) with its start-up trials drawn around the best completed trial."""
 
-    def __init__(self, base: optuna.samplers.BaseSampler, n_startup_trials: int, seed: int | None = None):
+    def __init__(
+        self,
+        base: optuna.samplers.BaseSampler,
+        n_startup_trials: int,
+        seed: int | None = None,
+        objective_index: int = 0,
+    ):
         self._base = base
+        self._objective_index = objective_index
         self._n_startup = n_startup_trials
         self._rng = np.random.default_rng(seed)
         self._centre: dict[int, dict[str, tuple[Any, bool]]] = {}  # trial -> {param: (incumbent's, perturb?)}
@@ -57,10 +64,11 @@ class NeighbourhoodStartSampler(optuna.samplers.BaseSampler):
         if trial.number in self._centre:
             return self._centre[trial.number]
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        complete = [(t, t.value) for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        index = self._objective_index  # the training metric's place among a multi-objective study's values
+        complete = [(t, t.values[index]) for t in trials if t.state == TrialState.COMPLETE and t.values]
         if not complete or len(trials) >= self._n_startup + 1 or trial.user_attrs.get("baseline"):
             return None
-        sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+        sign = 1.0 if study.directions[index] == optuna.study.StudyDirection.MAXIMIZE else -1.0
         best, _ = max(complete, key=lambda scored: sign * scored[1])
         names = sorted(best.params)
         moved = {n for n in names if self._rng.random() >= KEEP_VALUE} or {

@@ -26,7 +26,7 @@ import optuna
 from automl.backends.base import SweepPlan
 from automl.backends.optuna.pbt import ATTR as PBT_ATTR
 from automl.backends.optuna.shared_budget import OVER_BUDGET, RECORD_ATTR
-from automl.backends.optuna.study import DEFINITION_ATTR
+from automl.backends.optuna.study import DEFINITION_ATTR, study_directions, told_values
 from automl.errors import SettingError
 from automl.results.kept_files import move_aside
 from automl.results.trial_folders import (
@@ -97,7 +97,7 @@ def rebuild_study(plan: SweepPlan, records: Sequence[TrialRecord], journal: Path
         study_name=plan.study or plan.folder.name,
         storage=JournalStorage(JournalFileBackend(str(fresh))),
         sampler=optuna.samplers.RandomSampler(seed=0),  # every parameter is fixed: nothing is sampled
-        direction="maximize" if plan.objective.maximize else "minimize",
+        directions=study_directions(plan.settings),
     )
     if plan.definition:
         study.set_user_attr(DEFINITION_ATTR, plan.definition)
@@ -178,13 +178,14 @@ def _add(
         raise RuntimeError(f"rebuilt trial {record.number} got number {trial.number}")
     sample_params(space, trial)
     folder = Path(record.folder or plan.trial_folder(record.number))
-    for epoch, value in reported_values(
-        validations(folder, plan.objective.metric, plan.action), plan.objective
-    ):
-        trial.report(value, step=epoch)
+    if not plan.settings.objectives:  # a multi-objective study takes no intermediate values
+        for epoch, value in reported_values(
+            validations(folder, plan.objective.metric, plan.action), plan.objective
+        ):
+            trial.report(value, step=epoch)
     trial.set_user_attr(RECORD_ATTR, record.to_dict())
     if record.state == TrialState.COMPLETE and record.value is not None:
-        study.tell(trial, record.value)
+        study.tell(trial, told_values(plan.settings, record.value, record.latency_ms))
     elif record.state.finished:
         study.tell(trial, state=_TOLD.get(record.state, optuna.trial.TrialState.FAIL))
     # RUNNING: interrupted; the resume re-queues it

@@ -63,8 +63,8 @@ def storage_records(study: optuna.Study) -> list[TrialRecord]:
             # the storage's state wins over a RUNNING record (a trial that finished, or was failed by
             # a heartbeat or a resume)
             record = record.updated(state=state)
-        if record.value is None and t.state == optuna.trial.TrialState.COMPLETE:
-            record = record.updated(value=t.value)
+        if record.value is None and t.state == optuna.trial.TrialState.COMPLETE and len(t.values or ()) == 1:
+            record = record.updated(value=t.values[0])
         if t.user_attrs.get("baseline"):
             record = record.updated(baseline=True)
         records.append(record)

@@ -19,7 +19,15 @@ from automl.errors import SettingError
 from automl.results.objective import Direction
 from automl.settings.tao_settings import AutomlSettings
 
-__all__ = ["DEFINITION_ATTR", "make_pruner", "make_sampler", "make_storage", "open_study"]
+__all__ = [
+    "DEFINITION_ATTR",
+    "make_pruner",
+    "make_sampler",
+    "make_storage",
+    "open_study",
+    "study_directions",
+    "told_values",
+]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -93,8 +101,33 @@ def make_sampler(settings: AutomlSettings) -> optuna.samplers.BaseSampler:
     if settings.run_baseline:  # the spec's values are a known good start: explore around the best first
         from automl.backends.optuna.neighbourhood_sampler import NeighbourhoodStartSampler
 
-        return NeighbourhoodStartSampler(sampler, n_startup_trials=startup, seed=seed)
+        return NeighbourhoodStartSampler(
+            sampler, n_startup_trials=startup, seed=seed, objective_index=_metric_index(settings)
+        )
     return sampler
+
+
+def study_directions(settings: AutomlSettings) -> list[Direction]:
+    """The study's directions: the training metric's, or one per ``--objectives`` entry in order."""
+    if settings.objectives:
+        return [direction for _, direction in settings.objectives]
+    return ["maximize" if settings.direction == "maximize" else "minimize"]
+
+
+def _metric_index(settings: AutomlSettings) -> int:
+    names = [name for name, _ in settings.objectives]
+    return names.index(settings.metric) if settings.metric in names else 0
+
+
+def told_values(settings: AutomlSettings, value: float | None, latency_ms: float | None) -> Any:
+    """What a complete trial tells the study: its value, or its values in ``--objectives`` order."""
+    if not settings.objectives:
+        return value
+    if (
+        latency_ms is None or value is None
+    ):  # internal invariant: the loop measures every trial of such a sweep
+        raise RuntimeError("a multi-objective trial finished without a latency_ms measurement")
+    return [value if name == settings.metric else float(latency_ms) for name, _ in settings.objectives]
 
 
 def make_pruner(settings: AutomlSettings, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -128,15 +161,16 @@ def open_study(
     """Create (``create``) or load the sweep's study. ``definition`` (base spec, settings, ranges,
     schema, max_epochs, sweep folder, tracking URI) is stored in the study once, so a worker on
     another machine needs only the storage URL and the study name."""
-    direction: Direction = "maximize" if settings.direction == "maximize" else "minimize"
     sampler, pruner = make_sampler(settings), make_pruner(settings, max_epochs)
+    if settings.objectives:  # Optuna prunes single-objective studies only: the twin study prunes
+        pruner = optuna.pruners.NopPruner()
     if create:
         study = optuna.create_study(
             study_name=name,
             storage=storage,
             sampler=sampler,
             pruner=pruner,
-            direction=direction,
+            directions=study_directions(settings),
             load_if_exists=True,
         )
         if definition is not None and DEFINITION_ATTR not in study.user_attrs:

@@ -1,0 +1,51 @@
+"""The deployed model's latency, in the pipeline of a sweep that measures latency.
+
+In a sweep with ``--max-latency-ms`` or latency among ``--objectives``, the search measured each
+trial's *untrained* network; the pipeline's ``engine_evaluate`` step then also times the file it
+deployed, the exported ONNX model, with ``rtdetr latency --onnx`` under ONNX Runtime at batch 1 and
+the export size, with the threads the search measured that architecture with (from
+``<sweep>/latency.json``), so the two figures compare. The result goes in the step's entry as
+``latency`` (runtime, threads, size, runs) and ``metrics.latency_ms`` beside its mAP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from automl.launch.latency_gate import LatencyGate, LatencyUnmeasured, run_latency
+
+__all__ = ["deployed_latency", "measures_latency"]
+
+
+def measures_latency(summary: Mapping[str, Any]) -> bool:
+    """Whether the sweep of this summary.json measured latency (a limit, or an objective)."""
+    settings = summary.get("settings") or {}
+    return bool(summary.get("objectives") or settings.get("objectives") or settings.get("max_latency_ms"))
+
+
+def deployed_latency(
+    sweep_folder: Path, pipeline_dir: Path, spec: Mapping[str, Any], entry: Mapping[str, Any], onnx: Path
+) -> dict[str, Any]:
+    """The fields ``entry`` (an ``engine_evaluate`` step) gains: ``latency`` and ``metrics.latency_ms``,
+    or ``latency_error`` when the ONNX model could not be timed (the evaluation's result stands)."""
+    threads = LatencyGate(None, sweep_folder).threads_for(dict(spec))
+    spec_path = pipeline_dir / "spec.yaml"
+    if not spec_path.is_file():
+        spec_path.write_text(yaml.safe_dump(dict(spec), sort_keys=False), encoding="utf-8")
+    try:
+        result = run_latency(spec_path, pipeline_dir / "logs" / "latency.log", threads, onnx_file=onnx)
+    except (LatencyUnmeasured, OSError) as exc:
+        print(f"pipeline latency: {exc}", flush=True)
+        return {"latency_error": str(exc)}
+    size = "x".join(str(s) for s in result.get("size") or [])
+    print(
+        f"pipeline latency: {onnx} {result['latency_ms']:.2f} ms ({result.get('runtime')}, "
+        f"{result.get('threads')} threads, batch 1, {size})",
+        flush=True,
+    )
+    metrics = {**dict(entry.get("metrics") or {}), "latency_ms": float(result["latency_ms"])}
+    return {"latency": result, "metrics": metrics}
