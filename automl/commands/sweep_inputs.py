@@ -12,6 +12,7 @@ from automl.errors import AutomlError, SettingError
 from automl.project_files import demo_spec_file
 from automl.settings.action_profiles import quantize_space, setting_defaults
 from automl.settings.tao_settings import AutomlSettings, parse_setting_args
+from automl.space.architecture import INPUT_SIZE, architecture_ranges, input_size_param, with_input_size
 from automl.space.build import build_space
 from automl.space.params import SearchSpace
 from automl.space.schema_rows import load_schema
@@ -46,6 +47,7 @@ def settings_from_args(args: Any) -> dict[str, Any]:
         "automl_max_concurrent": args.concurrency,
         "time_budget": getattr(args, "time_budget", None),
         "max_latency_ms": getattr(args, "max_latency_ms", None),
+        "objectives": getattr(args, "objectives", None),
         "seed": args.seed,
     }
     pairs.update({k: v for k, v in flags.items() if v is not None})
@@ -78,13 +80,24 @@ def make_space(
         return quantize_space(
             schema, spec, hyperparameters=hyper, user_ranges={**settings.custom_param_ranges, **ranges}
         )
+    user = {**settings.custom_param_ranges, **ranges}
+    size_range = user.pop(INPUT_SIZE, None)
+    hyper = [n for n in settings.hyperparameters or () if n != INPUT_SIZE]
+    architecture = settings.measures_latency and action == "train" and not settings.hyperparameters
     space = build_space(
         schema,
         spec,
-        hyperparameters=list(settings.hyperparameters) if settings.hyperparameters else None,
+        hyperparameters=hyper or None,
         override_disabled=settings.override_disabled_params,
-        user_ranges={**settings.custom_param_ranges, **ranges},
+        user_ranges=user,
+        also=architecture_ranges(spec) if architecture else None,
     )
+    if architecture or size_range is not None or INPUT_SIZE in (settings.hyperparameters or ()):
+        queries = space.get("model.num_queries")
+        most = int(queries.high or 0) if queries is not None and queries.kind == "int" else None
+        if queries is not None and queries.kind == "categorical":
+            most = int(max(queries.choices))
+        space = with_input_size(space, input_size_param(spec, size_range, most))
     if not space.params:
         raise SettingError(
             "the search space is empty: every requested parameter is excluded or disabled; see `automl space` "

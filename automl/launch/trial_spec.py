@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from automl.settings.action_profiles import apply_combination
+from automl.space.architecture import apply_architecture
 from automl.space.build import apply_params
 from automl.spec import get_dotted, set_dotted
 
@@ -27,6 +28,7 @@ def spec_for_params(
     schedule needs one per epoch, and no resume file of the base spec's. ``last_checkpoint_only``
     (``automl_checkpoint_retention_strategy=terminal``): only the last epoch is saved."""
     base, params = apply_combination(base, params)  # a sampled quantize.combination row
+    base, params = apply_architecture(base, params)  # a sampled input_size; feat_channels tied to hidden_dim
     spec = apply_params(base, params)
     spec = set_dotted(spec, "train.num_epochs", max_epochs)
     if validate_every_epoch or int(get_dotted(spec, "train.validation_interval", 1)) > max_epochs:

@@ -67,14 +67,21 @@ def build_space(
     hyperparameters: Sequence[str] | None = None,
     override_disabled: bool = False,
     user_ranges: Mapping[str, Any] | None = None,
+    also: Mapping[str, Any] | None = None,
 ) -> SearchSpace:
-    """Resolve the searched parameters of a TAO ``schema`` around the base ``spec``'s values."""
+    """Resolve the searched parameters of a TAO ``schema`` around the base ``spec``'s values.
+    ``also``: more default parameters (name -> default range, None for the schema's rule), searched
+    even where ``automl_enabled`` is false and left out with a reason when they cannot be, unless the
+    user gave ``hyperparameters`` (a latency sweep's architecture keys, ``automl.space.architecture``)."""
     rows = rows_by_name(schema)
     sections = collection_names(schema)
     ranges = dict(user_ranges or {})
     if isinstance(hyperparameters, str):
         hyperparameters = [part.strip() for part in hyperparameters.split(",") if part.strip()]
     names = list(dict.fromkeys(hyperparameters or schema.get("automl_default_parameters") or []))
+    extra = {} if hyperparameters else dict(also or {})
+    names += [n for n in extra if n not in names]
+    defaults = {n: r for n, r in extra.items() if r is not None and n not in ranges}
     names += [n for n in ranges if n not in names]
     requested = set(hyperparameters or ()) | set(ranges)
     for name in names:
@@ -85,14 +92,16 @@ def build_space(
     for name in names:
         row = rows[name]
         try:
-            reason = _disabled_or_inert(row, spec, selected, override_disabled)
+            reason = _disabled_or_inert(row, spec, selected, override_disabled or name in extra)
             if reason is not None and name in requested and reason.startswith("automl_enabled"):
                 raise SettingError(f"{name}: {reason}")
             if reason is not None:
                 excluded.append(Excluded(name, reason))
                 continue
             value = get_dotted(spec, name, row.default)
-            param = _param(row, value, ranges.get(name), spec)
+            param = _param(row, value, ranges.get(name, defaults.get(name)), spec)
+            if param is not None and name in defaults:
+                param = replace(param, note="latency sweep default")
         except SettingError as exc:
             if name in requested:
                 raise
