@@ -10,7 +10,9 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from automl.backends.optuna.neighbourhood_sampler import NeighbourhoodStartSampler, perturb
+from automl.backends.optuna.shared_budget import RECORD_ATTR
 from automl.backends.optuna.study import make_sampler
+from automl.launch.latency_gate import INFEASIBLE
 from automl.settings.tao_settings import parse_settings
 
 BASELINE = {"lr": 1e-3, "batch": 8, "opt": "adamw", "prob": 0.0}
@@ -65,6 +67,30 @@ def test_without_a_completed_trial_the_base_sampler_decides():
     twin = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=3))
     twin.optimize(_objective, n_trials=1)
     assert study.trials[0].params == twin.trials[0].params
+
+
+def test_a_baseline_over_the_latency_limit_is_the_centre_and_infeasible_trials_cost_no_startup():
+    """A latency-limited sweep: trials whose network is too slow (``batch`` stands for the network
+    here: above 10 is too slow) end untrained, recorded infeasible, as the sweep does it."""
+    sampler = NeighbourhoodStartSampler(optuna.samplers.RandomSampler(seed=5), n_startup_trials=4, seed=5)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial({**BASELINE, "batch": 12}, user_attrs={"baseline": True})
+    trained = 0
+    while trained < 4:
+        trial = study.ask()
+        value = _objective(trial)
+        if trial.params["batch"] > 10:
+            trial.set_user_attr(RECORD_ATTR, {"failure_class": INFEASIBLE})
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        trained += 1
+        study.tell(trial, value)
+    assert study.trials[0].state == optuna.trial.TrialState.PRUNED
+    startup = study.trials[1:]
+    assert len(startup) > 4  # the infeasible draws did not use up the 4 start-up trials
+    # every start-up trial is a perturbation of the baseline's recipe, not a uniform draw
+    assert all(abs(math.log10(t.params["lr"]) + 3) < 1.2 for t in startup), [t.params for t in startup]
+    assert sum(t.params["opt"] == "adamw" for t in startup) >= len(startup) // 3
 
 
 @pytest.mark.parametrize(

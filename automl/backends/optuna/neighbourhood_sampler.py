@@ -6,7 +6,10 @@ points of a range such as lr in [1e-5, 1e-2] are far worse than the baseline and
 epoch or two, so a 10-minute search never gets past the start-up phase. When the study already
 holds a completed trial, this sampler draws the start-up trials as perturbations of the best
 completed trial (the incumbent) instead, the way a practitioner tries "a bit more lr, a smaller
-batch" around a configuration that works; once TPE has its start-up trials it takes over.
+batch" around a configuration that works; once TPE has its start-up trials it takes over. In a
+latency-limited sweep (``--max-latency-ms``) trials over the limit never train and count as no
+start-up trial, and a baseline over the limit is the centre until a trial completes: its recipe is
+kept while its network is varied until one fits.
 
 Each Optuna parameter is kept as it is with probability 0.5 (so a trial changes a few things at a
 time, not all eleven; at least one), and otherwise moved inside its own distribution, so bounds,
@@ -32,6 +35,9 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import FrozenTrial, TrialState
+
+from automl.backends.optuna.shared_budget import RECORD_ATTR
+from automl.launch.latency_gate import INFEASIBLE
 
 __all__ = ["NeighbourhoodStartSampler"]
 
@@ -63,13 +69,19 @@ class NeighbourhoodStartSampler(optuna.samplers.BaseSampler):
         """The params to perturb for ``trial``, or None when the base sampler should decide."""
         if trial.number in self._centre:
             return self._centre[trial.number]
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        trials = [t for t in finished if not _infeasible(t)]  # too slow to train: cost no start-up trial
         index = self._objective_index  # the training metric's place among a multi-objective study's values
         complete = [(t, t.values[index]) for t in trials if t.state == TrialState.COMPLETE and t.values]
-        if not complete or len(trials) >= self._n_startup + 1 or trial.user_attrs.get("baseline"):
+        if len(trials) >= self._n_startup + 1 or trial.user_attrs.get("baseline"):
             return None
-        sign = 1.0 if study.directions[index] == optuna.study.StudyDirection.MAXIMIZE else -1.0
-        best, _ = max(complete, key=lambda scored: sign * scored[1])
+        if complete:
+            sign = 1.0 if study.directions[index] == optuna.study.StudyDirection.MAXIMIZE else -1.0
+            best, _ = max(complete, key=lambda scored: sign * scored[1])
+        else:  # a baseline over the latency limit: its recipe is sound, its network too slow
+            best = next((t for t in finished if t.user_attrs.get("baseline") and _infeasible(t)), None)
+            if best is None:
+                return None
         names = sorted(best.params)
         moved = {n for n in names if self._rng.random() >= KEEP_VALUE} or {
             names[int(self._rng.integers(len(names)))]
@@ -121,6 +133,12 @@ class NeighbourhoodStartSampler(optuna.samplers.BaseSampler):
     ) -> None:
         self._centre.pop(trial.number, None)
         self._base.after_trial(study, trial, state, values)
+
+
+def _infeasible(trial: FrozenTrial) -> bool:
+    """A trial ended over ``--max-latency-ms`` before training (its record says so)."""
+    record = trial.user_attrs.get(RECORD_ATTR)
+    return isinstance(record, dict) and record.get("failure_class") == INFEASIBLE
 
 
 def perturb(value: Any, distribution: BaseDistribution, rng: np.random.Generator) -> Any:
