@@ -75,13 +75,14 @@ class NeighbourhoodStartSampler(optuna.samplers.BaseSampler):
         complete = [(t, t.values[index]) for t in trials if t.state == TrialState.COMPLETE and t.values]
         if len(trials) >= self._n_startup + 1 or trial.user_attrs.get("baseline"):
             return None
+        best: FrozenTrial | None = None
         if complete:
             sign = 1.0 if study.directions[index] == optuna.study.StudyDirection.MAXIMIZE else -1.0
-            best, _ = max(complete, key=lambda scored: sign * scored[1])
+            best = max(complete, key=lambda scored: sign * scored[1])[0]
         else:  # a baseline over the latency limit: its recipe is sound, its network too slow
             best = next((t for t in finished if t.user_attrs.get("baseline") and _infeasible(t)), None)
-            if best is None:
-                return None
+        if best is None:
+            return None
         names = sorted(best.params)
         moved = {n for n in names if self._rng.random() >= KEEP_VALUE} or {
             names[int(self._rng.integers(len(names)))]
