@@ -4,7 +4,7 @@
 rtdetr evaluate|inference|export|gen_trt_engine|quantize|distill -e spec.yaml [key=value ...]
 rtdetr validate -e spec.yaml [--action train] [key=value ...]
 rtdetr schemas [--check]
-rtdetr latency -e spec.yaml [--onnx FILE] [--runs N] [--warmup N] [--threads N] [key=value ...]
+rtdetr latency -e spec.yaml [--onnx FILE] [--runs N] [--rounds N] [--warmup N] [--threads N] [key=value ...]
 rtdetr dataset synth --out DIR [--train N] [--val N] [--test N] [--size PX] [--classes K] [--seed S] [--dense]
 """
 
@@ -111,7 +111,14 @@ def _latency(args: argparse.Namespace) -> int:
     onnx = Path(args.onnx) if args.onnx else None
     print(
         json.dumps(
-            measure_latency(spec, runs=args.runs, warmup=args.warmup, threads=args.threads, onnx_file=onnx)
+            measure_latency(
+                spec,
+                runs=args.runs,
+                warmup=args.warmup,
+                threads=args.threads,
+                onnx_file=onnx,
+                rounds=args.rounds,
+            )
         )
     )
     return 0
@@ -211,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lat.add_argument("-e", "--experiment_spec", "--experiment-spec", dest="experiment_spec", required=True)
     lat.add_argument("--runs", type=int, default=20, help="timed calls; the median is reported (default 20)")
+    lat.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of --runs calls; the quietest round is reported (default 3)",
+    )
     lat.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
     lat.add_argument(
         "--threads", type=int, help="ONNX Runtime intra-op threads (default OMP_NUM_THREADS or torch's)"

@@ -2,7 +2,7 @@
 trains, and one that is too slow ends at once, untrained.
 
 The measurement is ``rtdetr latency`` on the trial's own spec (the untrained network, exported to
-ONNX at batch 1 and the eval size, the median of 20 ONNX Runtime calls on the CPU; see
+ONNX at batch 1 and the eval size, the median of 20 ONNX Runtime calls on the CPU, the quietest of 3 rounds; see
 ``model/deploy/latency.py``), with the trial's CPU share as threads. Latency depends on the
 architecture and the input size only, so each architecture is measured once per sweep: the results
 are kept in ``<sweep>/latency.json`` under a key of the spec's ``model`` section (weight files left

@@ -46,6 +46,8 @@ def test_rtdetr_latency_measures_the_untrained_network_at_its_export_size(
     assert result["runtime"] == "onnxruntime-cpu" and result["batch"] == 1 and result["threads"] == 1
     assert result["size"] == [64, 64] and result["runs"] == 5
     assert 0 < result["min_ms"] <= result["latency_ms"] <= result["p90_ms"]
+    # three rounds of 5 calls: the quietest round's median is the figure
+    assert result["rounds"] == 3 and result["latency_ms"] == min(result["round_medians"])
     large = run(
         "-m",
         "model.cli",
