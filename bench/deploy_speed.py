@@ -69,7 +69,7 @@ def _tensorrt_engine(onnx_file: Path, max_batch: int, workdir: Path, spec_file: 
         f"gen_trt_engine.onnx_file={onnx_file}",
         f"gen_trt_engine.trt_engine={engine}",
         f"gen_trt_engine.results_dir={workdir / 'gen_trt_engine'}",
-        "gen_trt_engine.tensorrt.data_type=fp16",
+        "gen_trt_engine.tensorrt.data_type=FP16",
         "gen_trt_engine.tensorrt.min_batch_size=1",
         f"gen_trt_engine.tensorrt.opt_batch_size={max_batch}",
         f"gen_trt_engine.tensorrt.max_batch_size={max_batch}",
