@@ -29,6 +29,7 @@ from model.config.durations import parse_time_budget
 from model.data.mscoco import label_to_category_id
 from model.engine.distributed import World, all_gather_objects, all_reduce_mean
 from model.engine.ema import ModelEMA, unwrap
+from model.engine.loss_scaling import LossScaler
 from model.engine.optim import Warmup, build_optimizer, build_scheduler, follow_spec_after_resume
 from model.engine.schedules import DeadlineFit
 from model.engine.status import FAILURE, STARTED, SUCCESS, StatusLogger, hms
@@ -105,6 +106,7 @@ class Trainer:
                 flush=True,
             )
         self.clip = float(self.train_cfg["clip_grad_norm"] or 0.0)
+        self.loss_scaler = LossScaler.for_training(self.precision, world.device)  # fp16 on a GPU
         # Validation scores every class, as TAO's trainer does (eval_class_ids is for `rtdetr evaluate`).
         remap = bool(spec_section(spec, "dataset")["remap_mscoco_category"])
         self.gt_label_map = (lambda labels: label_to_category_id(labels, True)) if remap else None
@@ -125,6 +127,7 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scheduler"):
             self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.loss_scaler.load_state_dict(ckpt.get("loss_scaler"))
         follow_spec_after_resume(self.optimizer, self.scheduler, self.train_cfg["optim"])
         extra = ckpt.get("train_state") or {}
         self.state = TrainState(
@@ -153,6 +156,7 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "loss_scaler": self.loss_scaler.state_dict(),
             "global_step": self.state.global_step,
             "resume_epoch": resume_epoch,
             "spec": self.spec,
@@ -198,10 +202,11 @@ class Trainer:
             )
         self.stop_requested = flags[1].item() > 0
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.loss_scaler.backward(loss)
         if self.clip > 0:
+            self.loss_scaler.unscale(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-        self.optimizer.step()
+        self.loss_scaler.step(self.optimizer)
         if self.per_step_schedule:
             self.scheduler.step()
         self.state.global_step += 1
