@@ -331,7 +331,8 @@ section_3() { # synthetic data, then fp32 / bf16 / fp16 trainings
   done
   # how fp16 training is scaled (the trainer's own code, read rather than assumed)
   local scaler="no GradScaler: fp16 runs under torch.autocast(float16) and loss.backward() unscaled (model/engine/trainer.py)"
-  grep -q "GradScaler" "$ROOT/model/engine/trainer.py" && scaler="the trainer uses torch GradScaler"
+  grep -q "LossScaler" "$ROOT/model/engine/trainer.py" && grep -q "GradScaler" "$ROOT/model/engine/loss_scaling.py" \
+    && scaler="the trainer scales the fp16 loss with torch GradScaler (model/engine/loss_scaling.py)"
   fig fp16_loss_scaling="$scaler"
   if [ "$GC_DRY" = 1 ]; then
     for p in fp32 bf16 fp16; do
