@@ -4,7 +4,7 @@
 rtdetr evaluate|inference|export|gen_trt_engine|quantize|distill -e spec.yaml [key=value ...]
 rtdetr validate -e spec.yaml [--action train] [key=value ...]
 rtdetr schemas [--check]
-rtdetr latency -e spec.yaml [--onnx FILE] [--runs N] [--rounds N] [--warmup N] [--threads N] [key=value ...]
+rtdetr latency -e spec.yaml [--onnx FILE | --engine FILE] [--runs N] [--rounds N] [--warmup N] [--threads N] [key=value ...]
 rtdetr dataset synth --out DIR [--train N] [--val N] [--test N] [--size PX] [--classes K] [--seed S] [--dense]
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from model.errors import ModelError
+from model.errors import ConfigError, ModelError
 
 __all__ = ["build_parser", "main"]
 
@@ -109,6 +109,9 @@ def _latency(args: argparse.Namespace) -> int:
     # the network and its export size only: the data files need not exist
     spec = resolve_spec("train", args.experiment_spec, args.overrides, check_paths=False)
     onnx = Path(args.onnx) if args.onnx else None
+    engine = Path(args.engine) if args.engine else None
+    if onnx is not None and engine is not None:
+        raise ConfigError("rtdetr latency: give --onnx or --engine, not both (each times one file)")
     print(
         json.dumps(
             measure_latency(
@@ -118,6 +121,7 @@ def _latency(args: argparse.Namespace) -> int:
                 threads=args.threads,
                 onnx_file=onnx,
                 rounds=args.rounds,
+                engine_file=engine,
             )
         )
     )
@@ -215,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lat.add_argument(
         "--onnx", help="time this exported model (rtdetr export's file) instead of the untrained network"
+    )
+    lat.add_argument(
+        "--engine", help="time this TensorRT engine (rtdetr gen_trt_engine's file) on the GPU instead"
     )
     lat.add_argument("-e", "--experiment_spec", "--experiment-spec", dest="experiment_spec", required=True)
     lat.add_argument("--runs", type=int, default=20, help="timed calls; the median is reported (default 20)")

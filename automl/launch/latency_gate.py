@@ -47,16 +47,23 @@ def architecture_key(spec: dict[str, Any]) -> str:
 
 
 def run_latency(
-    spec_path: Path, log_file: Path, threads: int | None = None, onnx_file: Path | None = None
+    spec_path: Path,
+    log_file: Path,
+    threads: int | None = None,
+    onnx_file: Path | None = None,
+    engine_file: Path | None = None,
 ) -> dict[str, Any]:
-    """``rtdetr latency`` of ``spec_path``'s untrained network, or of the exported ``onnx_file``;
-    its JSON result (latency_ms, runtime, threads, size, ...). Its output goes to ``log_file``."""
+    """``rtdetr latency`` of ``spec_path``'s untrained network, of the exported ``onnx_file`` or of
+    the TensorRT ``engine_file``; its JSON result (latency_ms, runtime, threads, size, ...). Its
+    output goes to ``log_file``."""
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     command = [*rtdetr_command(), "latency", "-e", str(spec_path)]
     if onnx_file is not None:
         command += ["--onnx", str(onnx_file)]
+    if engine_file is not None:
+        command += ["--engine", str(engine_file)]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=600)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     log_file.write_text(proc.stdout + proc.stderr, encoding="utf-8")

@@ -304,7 +304,12 @@ class Pipeline:
                 entry["model"] = "engine" if built else "onnx"
                 entry["deployed_model"] = engine["engine_file"] if built else str(onnx)
                 if entry["state"] == SUCCESS and measures_latency(self.record.data):
-                    entry.update(deployed_latency(self.record.folder, self.best_dir, self.spec, entry, onnx))
+                    built_engine = Path(engine["engine_file"]) if built else None
+                    entry.update(
+                        deployed_latency(
+                            self.record.folder, self.best_dir, self.spec, entry, onnx, built_engine
+                        )
+                    )
                 self._record("engine_evaluate", entry)
         except KeyboardInterrupt:
             self._save(status="STOPPED", finished=time.time())

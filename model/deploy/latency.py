@@ -68,9 +68,11 @@ def measure_latency(
     threads: int | None = None,
     onnx_file: Path | None = None,
     rounds: int = 3,
+    engine_file: Path | None = None,
 ) -> dict[str, Any]:
     """ONNX Runtime latency of the spec's network at batch 1 (see the module docstring); with
-    ``onnx_file``, of that exported model (the deployed file) instead of the untrained network."""
+    ``onnx_file``, of that exported model (the deployed file) instead of the untrained network;
+    with ``engine_file``, of that TensorRT engine on the GPU (``runtime`` tensorrt)."""
     from model.network.rtdetr import build_model
 
     if runs < 1 or warmup < 0 or rounds < 1:
@@ -79,7 +81,16 @@ def measure_latency(
         )
     height, width = _export_size(spec)
     threads = int(threads or os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads())
-    if onnx_file is not None:
+    runtime = "onnxruntime-cpu"
+    if engine_file is not None:
+        if not Path(engine_file).is_file():
+            raise ConfigError(
+                f"--engine: {engine_file} does not exist; give the file rtdetr gen_trt_engine wrote"
+            )
+        timed = _timed_engine_rounds(Path(engine_file), height, width, runs, warmup, rounds)
+        measured = {"model": str(engine_file), "device": torch.cuda.get_device_name(0)}
+        runtime = "tensorrt"
+    elif onnx_file is not None:
         if not Path(onnx_file).is_file():
             raise ConfigError(f"--onnx: {onnx_file} does not exist; give the file rtdetr export wrote")
         timed = _timed_rounds(Path(onnx_file), height, width, runs, warmup, threads, rounds)
@@ -97,7 +108,7 @@ def measure_latency(
         "latency_ms": round(statistics.median(times), 3),
         "p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3),
         "min_ms": round(times[0], 3),
-        "runtime": "onnxruntime-cpu",
+        "runtime": runtime,
         "threads": threads,
         "batch": 1,
         "size": [height, width],
@@ -130,6 +141,31 @@ def _timed_rounds(
         for _ in range(runs):
             start = time.perf_counter()
             session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
+            times.append((time.perf_counter() - start) * 1000.0)
+        timed.append(times)
+    return timed
+
+
+def _timed_engine_rounds(
+    path: Path, height: int, width: int, runs: int, warmup: int, rounds: int
+) -> list[list[float]]:
+    """Milliseconds of each call of the TensorRT engine at batch 1 (images already on the GPU,
+    outputs synchronized), in ``rounds`` rounds; ConfigError without TensorRT or a GPU."""
+    from model.deploy.trt_engine_runner import TrtEngineRunner
+
+    runner = TrtEngineRunner(path, device="cuda")
+    images = torch.rand(1, 3, height, width, device="cuda")
+    for _ in range(max(1, warmup)):
+        runner(images)
+    torch.cuda.synchronize()
+    timed = []
+    for number in range(rounds):
+        if number:
+            time.sleep(0.25)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            runner(images)  # returns after the stream is synchronized
             times.append((time.perf_counter() - start) * 1000.0)
         timed.append(times)
     return timed

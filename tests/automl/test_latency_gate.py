@@ -103,6 +103,24 @@ def test_rtdetr_latency_times_an_exported_onnx_file_and_refuses_one_that_is_miss
     assert "Traceback" not in missing.stderr + refused.stderr
 
 
+def test_rtdetr_latency_of_an_engine_names_what_is_missing(synthetic_data: Path, tmp_path: Path) -> None:
+    """Here there is no TensorRT or GPU (the engine itself is timed by the gpu-marked test in
+    tests/model/actions/test_gen_trt_engine.py)."""
+    from model.deploy.trt_builder import tensorrt_missing
+
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec(synthetic_data, tmp_path / "out"))
+    missing = run("-m", "model.cli", "latency", "-e", str(spec), "--engine", str(tmp_path / "none.engine"))
+    assert missing.returncode != 0 and "none.engine does not exist" in missing.stderr
+    both = run("-m", "model.cli", "latency", "-e", str(spec), "--engine", str(spec), "--onnx", str(spec))
+    assert both.returncode != 0 and "--onnx or --engine, not both" in both.stderr
+    if tensorrt_missing():
+        engine = tmp_path / "model.engine"
+        engine.write_bytes(b"not an engine")
+        absent = run("-m", "model.cli", "latency", "-e", str(spec), "--engine", str(engine))
+        assert absent.returncode != 0 and tensorrt_missing().split(";")[0] in absent.stderr
+    assert "Traceback" not in missing.stderr + both.stderr
+
+
 def test_the_architecture_key_ignores_training_values_and_weight_files() -> None:
     spec = {
         "model": {"dec_layers": 3, "pretrained_backbone_path": "/a.pth"},

@@ -120,3 +120,28 @@ def test_int8_engine_calibrates_from_an_archive_then_reuses_the_cache(synthetic_
     assert cache.read_bytes() == first
     out = TrtEngineRunner(tmp_path / "int8.engine")(torch.rand(2, 3, 64, 96))
     assert out["pred_boxes"].shape == (2, 5, 4) and torch.isfinite(out["pred_logits"]).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(MISSING is not None, reason=f"needs TensorRT and CUDA: {MISSING}")
+def test_rtdetr_latency_times_an_fp16_engine_on_the_gpu(synthetic_data, tmp_path, run_rtdetr):
+    from model.deploy.onnx_export import export_onnx
+    from model.network.rtdetr import build_model
+
+    torch.manual_seed(0)
+    spec = tiny_spec(synthetic_data, tmp_path / "results")
+    onnx = export_onnx(build_model(spec), tmp_path / "tiny.onnx", height=64, width=64)
+    engine = tmp_path / "tiny.engine"
+    section = gen_trt_engine_spec(onnx, tmp_path / "fp16", data_type="FP16", max_batch_size=1)[
+        "gen_trt_engine"
+    ]
+    section["trt_engine"] = str(engine)
+    spec_path = write_spec(
+        tmp_path / "fp16.yaml", {**spec, "results_dir": str(tmp_path / "fp16"), "gen_trt_engine": section}
+    )
+    assert run_rtdetr("gen_trt_engine", "-e", str(spec_path), timeout=600).returncode == 0
+    proc = run_rtdetr("latency", "-e", str(spec_path), "--engine", str(engine), "--runs", "20", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["runtime"] == "tensorrt" and result["model"] == str(engine) and result["device"]
+    assert result["size"] == [64, 64] and 0 < result["min_ms"] <= result["latency_ms"] < 1000
