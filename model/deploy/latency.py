@@ -21,7 +21,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,19 +131,7 @@ def _timed_rounds(
     except Exception as exc:  # ONNX Runtime's reason (not an ONNX file, a broken one)
         raise ConfigError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from None
     images = np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
-    for _ in range(warmup):
-        session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
-    timed = []
-    for number in range(rounds):
-        if number:
-            time.sleep(0.25)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
-            times.append((time.perf_counter() - start) * 1000.0)
-        timed.append(times)
-    return timed
+    return _rounds(lambda: session.run(list(OUTPUT_NAMES), {INPUT_NAME: images}), runs, warmup, rounds)
 
 
 def _timed_engine_rounds(
@@ -155,9 +143,14 @@ def _timed_engine_rounds(
 
     runner = TrtEngineRunner(path, device="cuda")
     images = torch.rand(1, 3, height, width, device="cuda")
-    for _ in range(max(1, warmup)):
-        runner(images)
-    torch.cuda.synchronize()
+    return _rounds(lambda: runner(images), runs, max(1, warmup), rounds)  # synchronized per call
+
+
+def _rounds(call: Callable[[], object], runs: int, warmup: int, rounds: int) -> list[list[float]]:
+    """Milliseconds of each of ``runs`` calls, after ``warmup`` calls, in each of ``rounds`` rounds
+    a quarter of a second apart."""
+    for _ in range(warmup):
+        call()
     timed = []
     for number in range(rounds):
         if number:
@@ -165,7 +158,7 @@ def _timed_engine_rounds(
         times = []
         for _ in range(runs):
             start = time.perf_counter()
-            runner(images)  # returns after the stream is synchronized
+            call()
             times.append((time.perf_counter() - start) * 1000.0)
         timed.append(times)
     return timed
